@@ -1,0 +1,135 @@
+"""Profiles: every knob of the series in one place.
+
+``smoke`` runs in seconds on synthetic data (tests, CI), ``quick`` runs in minutes on a 2-core
+CPU on the real images, ``full`` uses the seed papers' settings and wants a GPU. A notebook's
+papermill parameters override fields with :func:`get_profile` (``None`` means "keep the
+profile's value").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+PROFILES = ("smoke", "quick", "full")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """All settings of one run. Sizes are ``(height, width)``; HAM10000 images are 4:3."""
+
+    name: str
+    data: str = "auto"  # auto | synthetic | kaggle | a folder path
+    dataset: str = "ham10000"
+    seed: int = 42
+    # --- data -------------------------------------------------------------------------
+    synthetic_images: int = 0  # images written by the synthetic source
+    val_frac: float = 0.15
+    test_frac: float = 0.15
+    k_folds: int = 5
+    # --- input pipeline ---------------------------------------------------------------
+    image_size: tuple[int, int] = (96, 128)
+    batch_size: int = 32
+    augment: bool = True
+    balance: str = "weights"  # weights | resample | none
+    # --- baseline CNN (notebook 02) ---------------------------------------------------
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    patience: int = 6
+    decision: str = "prior_corrected"  # argmax | prior_corrected | thresholds
+    n_bootstrap: int = 1000
+    # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
+    gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
+    gan_size: int = 128
+    gan_latent_dim: int = 100
+    gan_batch_size: int = 32
+    gan_steps: int = 10000
+    gan_checkpoint_every: int = 1000
+    gan_diffaugment: bool = True
+    gan_target_count: int = 1000  # training images per minority class after adding GAN images
+    kid_samples: int = 500
+    # --- class experts + K-fold BMA (notebook 05) -------------------------------------
+    expert_epochs: int = 30
+    expert_finetune_epochs: int = 5
+    # --- ResNet50 transfer (notebook 06) ----------------------------------------------
+    transfer_size: tuple[int, int] = (224, 224)
+    transfer_weights: str | None = "imagenet"  # imagenet | None | path to a .h5/.weights.h5
+    transfer_epochs_stage1: int = 10
+    transfer_epochs_stage2: int = 20
+    transfer_unfreeze_from: int = 100
+    # --- explanations (notebook 07) ---------------------------------------------------
+    cam_examples_per_class: int = 2
+    scorecam_max_n: int = 32
+    extra: dict = field(default_factory=dict)
+
+    def replace(self, **overrides) -> "Profile":
+        """A copy with the given fields changed; ``None`` values are ignored."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {unknown}; known fields: {sorted(known)}")
+        changes = {k: _coerce(getattr(self, k), v) for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-ready) of every field."""
+        return dataclasses.asdict(self)
+
+
+def _coerce(current, value):
+    """Turn a papermill/CLI value into the type of the field it overrides."""
+    if isinstance(current, tuple) and isinstance(value, str):
+        parts = [p for p in value.replace("x", ",").split(",") if p.strip()]
+        return tuple(type(current[0])(p.strip()) if current else p.strip() for p in parts)
+    if isinstance(current, list | tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, bool) and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int) and not isinstance(current, bool) and isinstance(value, str):
+        return int(value)
+    if isinstance(current, float) and isinstance(value, str | int):
+        return float(value)
+    return value
+
+
+_BASE = {
+    "smoke": Profile(
+        name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
+        image_size=(24, 32), batch_size=32, epochs=2, patience=2, n_bootstrap=100,
+        gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
+        gan_target_count=60, kid_samples=48,
+        expert_epochs=2, expert_finetune_epochs=1,
+        transfer_size=(32, 32), transfer_weights=None,
+        transfer_epochs_stage1=1, transfer_epochs_stage2=1,
+        cam_examples_per_class=1, scorecam_max_n=4,
+    ),
+    "quick": Profile(
+        name="quick", data="auto", k_folds=3,
+        image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
+        gan_size=64, gan_batch_size=32, gan_steps=1500, gan_checkpoint_every=250,
+        gan_target_count=500, kid_samples=200,
+        expert_epochs=12, expert_finetune_epochs=2,
+        transfer_size=(64, 64), transfer_weights="imagenet",
+        transfer_epochs_stage1=4, transfer_epochs_stage2=6,
+        cam_examples_per_class=2, scorecam_max_n=16,
+    ),
+    "full": Profile(
+        name="full", data="auto", k_folds=5,
+        image_size=(96, 128), batch_size=32, epochs=50, patience=8, n_bootstrap=2000,
+        gan_size=128, gan_batch_size=32, gan_steps=10000, gan_checkpoint_every=1000,
+        gan_target_count=1000, kid_samples=500,
+        expert_epochs=30, expert_finetune_epochs=5,
+        transfer_size=(224, 224), transfer_weights="imagenet",
+        transfer_epochs_stage1=10, transfer_epochs_stage2=20,
+        cam_examples_per_class=3, scorecam_max_n=32,
+    ),
+}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """The named profile (default ``$SKINLIB_PROFILE`` or ``quick``) with overrides applied."""
+    name = name or os.environ.get("SKINLIB_PROFILE") or "quick"
+    if name not in _BASE:
+        raise ValueError(f"unknown profile {name!r}: use one of {', '.join(PROFILES)}")
+    return _BASE[name].replace(**overrides)

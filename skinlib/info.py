@@ -1,0 +1,90 @@
+"""The single source of truth for datasets: class codes, names, colours, licence, citations.
+
+Nothing else in skinlib or the notebooks spells class codes out; they read them from here.
+"""
+
+from __future__ import annotations
+
+LICENSE = "CC BY-NC 4.0 (non-commercial research and teaching only)"
+
+HAM10000 = {
+    "name": "HAM10000",
+    "kaggle": "kmader/skin-cancer-mnist-ham10000",
+    "metadata_csv": "HAM10000_metadata.csv",
+    # DermaMNIST's order (alphabetical), so label i means the same thing in both.
+    "classes": ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"],
+    "names": {
+        "akiec": "Actinic keratosis / intraepithelial carcinoma",
+        "bcc": "Basal cell carcinoma",
+        "bkl": "Benign keratosis-like lesion",
+        "df": "Dermatofibroma",
+        "mel": "Melanoma",
+        "nv": "Melanocytic nevus",
+        "vasc": "Vascular lesion",
+    },
+    "malignant": ["akiec", "bcc", "mel"],
+    "license": LICENSE,
+    "citation": (
+        "Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large collection of "
+        "multi-source dermatoscopic images of common pigmented skin lesions. "
+        "Sci. Data 5, 180161 (2018). doi:10.1038/sdata.2018.161"
+    ),
+}
+
+ISIC2019 = {
+    "name": "ISIC 2019",
+    "kaggle": "andrewmvd/isic-2019",
+    "groundtruth_csv": "ISIC_2019_Training_GroundTruth.csv",
+    "metadata_csv": "ISIC_2019_Training_Metadata.csv",
+    # Column in the one-hot ground truth -> dx code used in the catalog.
+    "onehot": {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AK": "ak", "BKL": "bkl",
+               "DF": "df", "VASC": "vasc", "SCC": "scc", "UNK": "unk"},
+    "classes": ["ak", "bcc", "bkl", "df", "mel", "nv", "scc", "vasc"],
+    "names": {
+        "ak": "Actinic keratosis",
+        "bcc": "Basal cell carcinoma",
+        "bkl": "Benign keratosis-like lesion",
+        "df": "Dermatofibroma",
+        "mel": "Melanoma",
+        "nv": "Melanocytic nevus",
+        "scc": "Squamous cell carcinoma",
+        "vasc": "Vascular lesion",
+    },
+    "malignant": ["ak", "bcc", "mel", "scc"],
+    "license": LICENSE,
+    "citation": (
+        "Tschandl et al. 2018 (HAM10000); Codella N. et al. Skin lesion analysis toward melanoma "
+        "detection: ISIC 2017 challenge (arXiv:1710.05006); Combalia M. et al. BCN20000: "
+        "dermoscopic lesions in the wild (arXiv:1908.02288)."
+    ),
+}
+
+DATASETS = {"ham10000": HAM10000, "isic2019": ISIC2019}
+
+# One colour per dx code, shared by every figure (colour-blind-safe Okabe-Ito + extras).
+COLORS = {
+    "akiec": "#E69F00", "ak": "#E69F00", "bcc": "#56B4E9", "bkl": "#009E73",
+    "df": "#F0E442", "mel": "#D55E00", "nv": "#0072B2", "vasc": "#CC79A7",
+    "scc": "#999999", "unk": "#000000",
+}
+
+
+def classes(dataset: str = "ham10000") -> list[str]:
+    """Class codes of a dataset, in label order."""
+    try:
+        return list(DATASETS[dataset]["classes"])
+    except KeyError:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {sorted(DATASETS)}") from None
+
+
+def class_names(dataset: str = "ham10000") -> dict[str, str]:
+    """Readable name of each class code of a dataset."""
+    return dict(DATASETS[dataset]["names"])
+
+
+def dataset_of(class_list) -> str:
+    """Which dataset a list of class codes belongs to (used when only the classes are known)."""
+    for key, meta in DATASETS.items():
+        if list(class_list) == meta["classes"]:
+            return key
+    raise ValueError(f"classes {list(class_list)} match no known dataset")
