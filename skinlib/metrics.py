@@ -1,0 +1,538 @@
+"""One evaluator every model goes through: figures, bootstrap CIs, decision rules, metrics JSON.
+
+Every metric is computed from per-image *weights*: the point estimate uses weight 1 for each
+test image, a bootstrap resample uses how often each image was drawn. So the point figures and
+their confidence intervals come from the same code, vectorised over resamples (1000 resamples
+of 1,500 images x 7 classes take well under a second).
+
+No TensorFlow here: inputs are NumPy arrays of labels and class probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DECISIONS = ("argmax", "prior_corrected", "thresholds")
+META_KEYS = ("model", "profile", "data", "split", "image_size", "n_train", "n_test",
+             "train_seconds")
+CI_METRICS = ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1",
+              "mel_sensitivity_at_spec80", "ece")
+_CHUNK = 250  # bootstrap resamples evaluated at once (bounds memory: chunk x n floats)
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------
+
+def _check_labels(y, n_classes: int, name: str = "y_true") -> np.ndarray:
+    """Integer label vector in ``[0, n_classes)``; ValueError naming the problem otherwise."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D vector of integer labels, got shape {y.shape}; "
+                         f"for one-hot labels pass y.argmax(axis=1)")
+    if y.size == 0:
+        raise ValueError(f"{name} is empty: there is nothing to evaluate")
+    if y.dtype.kind == "f":
+        if np.isnan(y).any():
+            raise ValueError(f"{name} contains NaN labels")
+        if not np.all(y == np.round(y)):
+            raise ValueError(f"{name} holds non-integer values; pass integer class labels")
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"{name} must hold integer labels, got dtype {y.dtype}; map dx codes to "
+                         f"labels with info.classes() first")
+    y = y.astype(np.int64)
+    bad = (y < 0) | (y >= n_classes)
+    if bad.any():
+        raise ValueError(f"{name} has labels outside [0, {n_classes - 1}] (e.g. {int(y[bad][0])}) "
+                         f"for {n_classes} classes; check the class list matches the labels")
+    return y
+
+
+def _check_probs(probs, n_classes: int | None = None, name: str = "probs") -> np.ndarray:
+    """Probability matrix ``(n, n_classes)`` with rows summing to 1; ValueError otherwise."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_images, n_classes), got shape {p.shape}")
+    if n_classes is not None and p.shape[1] != n_classes:
+        raise ValueError(f"{name} has {p.shape[1]} columns but there are {n_classes} classes; "
+                         f"pass the class list the model was trained with")
+    if not np.isfinite(p).all():
+        raise ValueError(f"{name} contains NaN or infinite values "
+                         f"({int((~np.isfinite(p)).sum())} entries); the model diverged?")
+    sums = p.sum(axis=1)
+    if (p < -1e-6).any() or (p > 1 + 1e-6).any() or np.abs(sums - 1).max() > 1e-3:
+        raise ValueError(f"{name} rows do not sum to 1 (range {sums.min():.3g}..{sums.max():.3g}) "
+                         f"or hold values outside [0, 1]: looks like logits; apply softmax")
+    return np.clip(p, 0.0, 1.0)
+
+
+def _check_inputs(y_true, probs, classes) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Validate one (labels, probabilities, classes) triple together."""
+    classes = [str(c) for c in classes]
+    if len(classes) < 2:
+        raise ValueError(f"need at least 2 classes, got {classes}")
+    p = _check_probs(probs, len(classes))
+    y = _check_labels(y_true, len(classes))
+    if len(y) != len(p):
+        raise ValueError(f"y_true has {len(y)} labels but probs has {len(p)} rows")
+    return y, p, classes
+
+
+# --------------------------------------------------------------------------------------------
+# decision rules
+# --------------------------------------------------------------------------------------------
+
+def class_priors(y, n_classes: int) -> np.ndarray:
+    """Class frequencies of a label vector (sums to 1)."""
+    y = _check_labels(y, n_classes, "y")
+    return np.bincount(y, minlength=n_classes) / len(y)
+
+
+def _positive_vector(v, n_classes: int, name: str) -> np.ndarray:
+    """A strictly positive, finite vector of length n_classes (priors or thresholds)."""
+    if v is None:
+        raise ValueError(f"this decision rule needs {name}; pass {name}=...")
+    v = np.asarray(v, dtype=np.float64).ravel()
+    if v.shape != (n_classes,):
+        raise ValueError(f"{name} has {v.size} entries but there are {n_classes} classes")
+    if not np.isfinite(v).all() or (v <= 0).any():
+        raise ValueError(f"{name} must be finite and > 0, got {np.round(v, 4).tolist()}; a class "
+                         f"missing from training gets prior 0 - drop it or smooth the priors")
+    return v
+
+
+def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=None) -> np.ndarray:
+    """Predicted labels under a decision rule.
+
+    Args:
+        probs: ``(n, n_classes)`` class probabilities.
+        decision: ``argmax``; ``prior_corrected`` = argmax(probs / priors), with the training
+            class frequencies as priors; ``thresholds`` = argmax(probs * thresholds), with per-class
+            multipliers fitted on validation by :func:`fit_thresholds`.
+    """
+    p = _check_probs(probs)
+    k = p.shape[1]
+    if decision == "argmax":
+        return p.argmax(axis=1)
+    if decision == "prior_corrected":
+        return (p / _positive_vector(priors, k, "priors")).argmax(axis=1)
+    if decision == "thresholds":
+        return (p * _positive_vector(thresholds, k, "thresholds")).argmax(axis=1)
+    raise ValueError(f"unknown decision {decision!r}: use one of {DECISIONS}")
+
+
+def _balanced_accuracy(y, pred, n_classes: int) -> float:
+    """Mean recall over the classes present in y."""
+    support = np.bincount(y, minlength=n_classes)
+    hits = np.bincount(y[pred == y], minlength=n_classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
+
+
+def fit_thresholds(y_val, probs_val, n_classes: int, *, iters: int = 3) -> np.ndarray:
+    """Per-class multipliers that maximise validation balanced accuracy.
+
+    Coordinate ascent over a log grid, starting from 1 / (validation class priors), or from plain
+    argmax if that is better; a step is taken only on strict improvement, so the result is
+    deterministic and never worse on validation than argmax. Fit on validation, never on test.
+    """
+    p = _check_probs(probs_val, n_classes, "probs_val")
+    y = _check_labels(y_val, n_classes, "y_val")
+    if len(y) != len(p):
+        raise ValueError(f"y_val has {len(y)} labels but probs_val has {len(p)} rows")
+    priors = np.maximum(np.bincount(y, minlength=n_classes) / len(y), 1.0 / len(y))
+    candidates = [np.ones(n_classes), 1.0 / priors]
+    scores = [_balanced_accuracy(y, (p * t).argmax(axis=1), n_classes) for t in candidates]
+    best = int(np.argmax(scores))
+    t, score = candidates[best] / candidates[best].max(), scores[best]
+    grid = np.logspace(-2, 2, 41)
+    for _ in range(iters):
+        improved = False
+        for c in range(n_classes):
+            for factor in grid:
+                trial = t.copy()
+                trial[c] = t[c] * factor
+                s = _balanced_accuracy(y, (p * trial).argmax(axis=1), n_classes)
+                if s > score + 1e-12:
+                    t, score, improved = trial, s, True
+        if not improved:
+            break
+    return t / t.max()
+
+
+# --------------------------------------------------------------------------------------------
+# weighted (bootstrap-ready) metric kernels; W is (B, n) image weights
+# --------------------------------------------------------------------------------------------
+
+def _weighted_auc(W: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC (Mann-Whitney, ties count 1/2) for each row of weights; NaN if undefined."""
+    order = np.argsort(scores, kind="mergesort")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each tie group
+    Ws = W[:, order]
+    pos = positive[order]
+    wp = np.add.reduceat(Ws * pos, starts, axis=1)
+    wn = np.add.reduceat(Ws * ~pos, starts, axis=1)
+    below = np.cumsum(wn, axis=1) - wn
+    num = (wp * (below + 0.5 * wn)).sum(axis=1)
+    den = wp.sum(axis=1) * wn.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def _weighted_sens_at_spec(W, positive, scores, specificity: float) -> np.ndarray:
+    """Highest sensitivity among ROC points with specificity >= target, per weight row."""
+    order = np.argsort(-scores, kind="mergesort")
+    s = scores[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    Ws = W[:, order]
+    pos = positive[order]
+    tp = np.cumsum(np.add.reduceat(Ws * pos, starts, axis=1), axis=1)
+    fp = np.cumsum(np.add.reduceat(Ws * ~pos, starts, axis=1), axis=1)
+    P, N = tp[:, -1:], fp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = tp / P
+        spec = 1.0 - fp / N
+    ok = spec >= specificity - 1e-12
+    best = np.where(ok, tpr, 0.0).max(axis=1)  # the (0, 0) point always qualifies
+    return np.where((P[:, 0] > 0) & (N[:, 0] > 0), best, np.nan)
+
+
+def _bin_index(conf: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-width bin of each confidence, bins ``(a, b]`` (the first bin includes 0)."""
+    return np.clip(np.ceil(conf * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+
+
+def _weighted_ece(W, probs, y, n_bins: int) -> np.ndarray:
+    """Top-label expected calibration error per weight row."""
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == y).astype(np.float64)
+    onehot = np.eye(n_bins)[_bin_index(conf, n_bins)]  # (n, bins)
+    count = W @ onehot
+    gap = W @ (onehot * (correct - conf)[:, None])
+    return np.abs(gap).sum(axis=1) / count.sum(axis=1)
+
+
+def _weighted_scores(W, y, probs, pred, auc_classes, mel, n_bins) -> dict:
+    """Every evaluated figure for each row of image weights W (shape (B, n))."""
+    k = probs.shape[1]
+    cm = (W @ np.eye(k * k)[y * k + pred]).reshape(-1, k, k)  # (B, true, pred)
+    tp = np.diagonal(cm, axis1=1, axis2=2)
+    support = cm.sum(axis=2)
+    predicted = cm.sum(axis=1)
+    total = support.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = np.where(support > 0, tp / support, np.nan)
+        f1_den = 2 * tp + (predicted - tp) + (support - tp)
+        f1 = np.where(f1_den > 0, 2 * tp / f1_den, np.nan)  # NaN: class neither true nor predicted
+        out = {
+            "accuracy": tp.sum(axis=1) / total,
+            "balanced_accuracy": np.nanmean(recall, axis=1),
+            "macro_f1": np.nanmean(f1, axis=1),
+        }
+    aucs = np.stack([_weighted_auc(W, y == c, probs[:, c]) for c in auc_classes], axis=1) \
+        if auc_classes else np.full((len(W), 1), np.nan)
+    out["macro_auc"] = aucs.mean(axis=1)  # NaN when a resample lost a class: skipped later
+    out["ece"] = _weighted_ece(W, probs, y, n_bins)
+    out["mel_sensitivity_at_spec80"] = (
+        _weighted_sens_at_spec(W, y == mel, probs[:, mel], 0.80) if mel is not None
+        else np.full(len(W), np.nan))
+    out["_cm"] = cm
+    return out
+
+
+def _bootstrap_weights(n: int, n_bootstrap: int, seed: int):
+    """Yield (chunk, n) draw-count matrices of a seeded percentile bootstrap over images."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n_bootstrap:
+        b = min(_CHUNK, n_bootstrap - done)
+        idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        done += b
+
+
+def _ci(values: np.ndarray) -> list | None:
+    """Percentile 95% interval of the finite values; None if there are none."""
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return None
+    lo, hi = np.percentile(v, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def _num(x) -> float | None:
+    """A JSON-ready float (NaN/inf -> None)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+# --------------------------------------------------------------------------------------------
+# public metrics
+# --------------------------------------------------------------------------------------------
+
+def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
+    """Top-label ECE with equal-width confidence bins: sum over bins of |accuracy - confidence|
+    weighted by the bin's share of images."""
+    p = _check_probs(probs)
+    y = _check_labels(y_true, p.shape[1])
+    return float(_weighted_ece(np.ones((1, len(y))), p, y, n_bins)[0])
+
+
+def reliability_table(y_true, probs, n_bins: int = 15) -> pd.DataFrame:
+    """Per-bin mean confidence, accuracy and count of the top label (reliability diagram data).
+
+    Empty bins are kept, with NaN confidence and accuracy and count 0.
+    """
+    p = _check_probs(probs)
+    y = _check_labels(y_true, p.shape[1])
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    b = _bin_index(conf, n_bins)
+    count = np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(b, conf, minlength=n_bins) / count
+        acc = np.bincount(b, correct, minlength=n_bins) / count
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return pd.DataFrame({"lower": edges[:-1], "upper": edges[1:], "confidence": mean_conf,
+                         "accuracy": acc, "count": count})
+
+
+def sensitivity_at_specificity(y_binary, scores, specificity: float = 0.80) -> float:
+    """The highest sensitivity among ROC points with specificity >= the target.
+
+    NaN when y_binary has no positives or no negatives.
+    """
+    y = np.asarray(y_binary)
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_binary has shape {y.shape} but scores has shape {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("scores contain NaN or infinite values")
+    if not np.isin(y, [0, 1]).all():
+        raise ValueError("y_binary must hold only 0/1 (or False/True)")
+    if not 0.0 <= specificity <= 1.0:
+        raise ValueError(f"specificity must be in [0, 1], got {specificity}")
+    return float(_weighted_sens_at_spec(np.ones((1, len(s))), y.astype(bool), s, specificity)[0])
+
+
+def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, thresholds=None,
+             n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Evaluate one model on a test set; returns the DESIGN.md metrics dict (JSON-ready).
+
+    Args:
+        y_true: integer labels, shape ``(n,)``.
+        probs: class probabilities, shape ``(n, len(classes))`` (softmax output, not logits).
+        classes: dx codes in label order (``info.classes(dataset)``).
+        decision: the model's rule (see :func:`apply_decision`); ``priors`` are the *training*
+            class frequencies, ``thresholds`` come from :func:`fit_thresholds` on validation.
+        n_bootstrap: resamples of the test images for the 95% CIs (0 = no CIs).
+        seed: bootstrap seed.
+
+    Returns:
+        ``accuracy``; ``balanced_accuracy`` = mean per-class recall over the classes present in
+        ``y_true`` (as ``sklearn.metrics.balanced_accuracy_score``), under the decision rule;
+        ``balanced_accuracy_argmax`` (the plain argmax figure, for comparison); ``decision``;
+        ``macro_f1`` (mean over classes that are true or predicted, as scikit-learn);
+        ``macro_auc`` (one-vs-rest, mean over classes with positives and negatives, from the
+        probabilities, so independent of the rule); ``per_class`` dx -> precision (0 if never
+        predicted), recall (None if absent), f1, auc (None if undefined), support;
+        ``confusion_matrix`` (rows = true); ``classes``; ``ece`` (top-label, 15 bins, of the
+        argmax of the probabilities); ``mel_sensitivity_at_spec80`` (None without ``mel``);
+        ``ci95`` metric -> [lo, hi] (percentile bootstrap over test images; a resample where a
+        class loses all its positives is skipped for AUC and counted in ``bootstrap_skipped``);
+        ``n_bootstrap``; ``seed``.
+    """
+    y, p, classes = _check_inputs(y_true, probs, classes)
+    k = len(classes)
+    pred = apply_decision(p, decision, priors=priors, thresholds=thresholds)
+    support_all = np.bincount(y, minlength=k)
+    auc_classes = [c for c in range(k) if 0 < support_all[c] < len(y)]
+    mel = classes.index("mel") if "mel" in classes else None
+    point = _weighted_scores(np.ones((1, len(y))), y, p, pred, auc_classes, mel, 15)
+    cm = point["_cm"][0]
+    tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
+    ones = np.ones((1, len(y)))
+    per_class = {}
+    for c, dx in enumerate(classes):
+        f1_den = 2 * tp[c] + (predicted[c] - tp[c]) + (support[c] - tp[c])
+        per_class[dx] = {
+            "precision": float(tp[c] / predicted[c]) if predicted[c] else 0.0,
+            "recall": float(tp[c] / support[c]) if support[c] else None,
+            "f1": float(2 * tp[c] / f1_den) if f1_den else None,
+            "auc": _num(_weighted_auc(ones, y == c, p[:, c])[0]),
+            "support": int(support[c]),
+        }
+    result = {
+        "accuracy": _num(point["accuracy"][0]),
+        "balanced_accuracy": _num(point["balanced_accuracy"][0]),
+        "balanced_accuracy_argmax": _balanced_accuracy(y, p.argmax(axis=1), k),
+        "decision": decision,
+        "macro_f1": _num(point["macro_f1"][0]),
+        "macro_auc": _num(point["macro_auc"][0]),
+        "per_class": per_class,
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+        "classes": list(classes),
+        "ece": _num(point["ece"][0]),
+        "mel_sensitivity_at_spec80": _num(point["mel_sensitivity_at_spec80"][0]),
+    }
+    if decision == "prior_corrected":
+        result["priors"] = [float(v) for v in np.ravel(priors)]
+    if decision == "thresholds":
+        result["thresholds"] = [float(v) for v in np.ravel(thresholds)]
+    boot = {m: [] for m in CI_METRICS}
+    for W in _bootstrap_weights(len(y), int(n_bootstrap), seed):
+        scores = _weighted_scores(W, y, p, pred, auc_classes, mel, 15)
+        for m in CI_METRICS:
+            boot[m].append(scores[m])
+    boot = {m: np.concatenate(v) if v else np.empty(0) for m, v in boot.items()}
+    result["ci95"] = {m: (_ci(boot[m]) if result[m] is not None else None) for m in CI_METRICS}
+    result["n_bootstrap"] = int(n_bootstrap)
+    result["bootstrap_skipped"] = {m: int((~np.isfinite(boot[m])).sum()) for m in CI_METRICS
+                                   if result[m] is not None}
+    result["seed"] = int(seed)
+    return result
+
+
+def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
+            decision_b: str = "argmax", priors=None, thresholds_a=None, thresholds_b=None,
+            n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap comparison of two models on the same test images.
+
+    Both models are scored on the same resamples, so the CI is of the *difference* b - a.
+
+    Returns:
+        metric -> ``{"a", "b", "diff" (b - a), "ci95": [lo, hi], "significant"}`` for accuracy,
+        balanced_accuracy, macro_auc, macro_f1, ece, minority_recall (mean recall over every
+        class but the most frequent in y_true) and mel_sensitivity_at_spec80 (when ``mel`` is a
+        class); ``significant`` is True when the CI excludes 0. Plus ``n_bootstrap``, ``seed``.
+    """
+    y, pa, classes = _check_inputs(y_true, probs_a, classes)
+    _, pb, _ = _check_inputs(y_true, probs_b, classes)
+    k = len(classes)
+    pred_a = apply_decision(pa, decision_a, priors=priors, thresholds=thresholds_a)
+    pred_b = apply_decision(pb, decision_b, priors=priors, thresholds=thresholds_b)
+    support = np.bincount(y, minlength=k)
+    auc_classes = [c for c in range(k) if 0 < support[c] < len(y)]
+    mel = classes.index("mel") if "mel" in classes else None
+    majority = int(support.argmax())
+    names = ["accuracy", "balanced_accuracy", "macro_auc", "macro_f1", "ece", "minority_recall"]
+    if mel is not None:
+        names.append("mel_sensitivity_at_spec80")
+
+    def scores(W, probs, pred):
+        s = _weighted_scores(W, y, probs, pred, auc_classes, mel, 15)
+        cm = s["_cm"]
+        sup = cm.sum(axis=2)
+        minority = [c for c in range(k) if c != majority and support[c] > 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rec = np.diagonal(cm, axis1=1, axis2=2)[:, minority] / sup[:, minority]
+            s["minority_recall"] = np.nanmean(rec, axis=1) if minority else np.full(len(W), np.nan)
+        return s
+
+    ones = np.ones((1, len(y)))
+    point_a, point_b = scores(ones, pa, pred_a), scores(ones, pb, pred_b)
+    diffs = {m: [] for m in names}
+    for W in _bootstrap_weights(len(y), int(n_bootstrap), seed):
+        sa, sb = scores(W, pa, pred_a), scores(W, pb, pred_b)
+        for m in names:
+            diffs[m].append(sb[m] - sa[m])
+    out = {}
+    for m in names:
+        a, b = _num(point_a[m][0]), _num(point_b[m][0])
+        d = np.concatenate(diffs[m]) if diffs[m] else np.empty(0)
+        ci = _ci(d)
+        out[m] = {"a": a, "b": b, "diff": None if a is None or b is None else b - a, "ci95": ci,
+                  "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0))}
+    out["n_bootstrap"] = int(n_bootstrap)
+    out["seed"] = int(seed)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+def _jsonable(o):
+    """Recursively turn NumPy types, tuples and paths into JSON types; NaN/inf -> None."""
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _jsonable(o.tolist())
+    if isinstance(o, bool | np.bool_):
+        return bool(o)
+    if isinstance(o, int | np.integer):
+        return int(o)
+    if isinstance(o, float | np.floating):
+        return _num(o)
+    if isinstance(o, os.PathLike):
+        return str(o)
+    if o is None or isinstance(o, str):
+        return o
+    raise TypeError(f"cannot write {type(o).__name__} ({o!r}) to a metrics JSON")
+
+
+def result_json(result: dict, **meta) -> dict:
+    """An :func:`evaluate` dict merged with the run's metadata (DESIGN.md metrics JSON).
+
+    Raises:
+        ValueError: a required metadata key (model, profile, data, split, image_size, n_train,
+            n_test, train_seconds) is missing, or ``result`` is not an evaluate() dict.
+    """
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"result_json is missing metadata {missing}; pass all of {list(META_KEYS)}"
+                         f" (use None for what does not apply, e.g. train_seconds=None)")
+    absent = [k for k in ("accuracy", "balanced_accuracy", "macro_auc", "per_class", "classes")
+              if k not in result]
+    if absent:
+        raise ValueError(f"result lacks {absent}: pass the dict that metrics.evaluate() returned")
+    return _jsonable({**result, **meta})
+
+
+def write_metrics(path, result: dict) -> Path:
+    """Write a metrics dict as indented JSON (NumPy-safe, NaN -> null); parents are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def load_metrics(run_metrics_dir) -> list[dict]:
+    """Every ``metrics/*.json`` of a run, one dict per model, sorted by file name.
+
+    Accepts a ``RunDir``, a run folder (its ``metrics/`` is used) or the metrics folder itself.
+    A file holding ``{"models": {name: dict, ...}}`` yields one dict per model, with the file's
+    other top-level keys as defaults and ``model`` set to the name if absent. Each dict gets
+    ``source`` = the file it came from.
+    """
+    folder = Path(getattr(run_metrics_dir, "metrics", run_metrics_dir))
+    if (folder / "metrics").is_dir():
+        folder = folder / "metrics"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no metrics folder at {folder}: run the notebooks that write "
+                                f"metrics JSON first (02 onwards)")
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            obj = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{f} is not valid JSON ({e}); delete it and re-run its notebook") \
+                from None
+        if isinstance(obj, dict) and isinstance(obj.get("models"), dict):
+            shared = {k: v for k, v in obj.items() if k != "models"}
+            for name, d in obj["models"].items():
+                out.append({**shared, **d, "model": d.get("model", name), "source": str(f)})
+        elif isinstance(obj, dict):
+            out.append({**obj, "source": str(f)})
+        else:
+            raise ValueError(f"{f} holds a {type(obj).__name__}, not a metrics object")
+    return out

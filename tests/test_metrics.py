@@ -1,0 +1,220 @@
+"""Tests for skinlib.metrics: every figure against scikit-learn, CIs, decision rules, bad input."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from skinlib import info, metrics
+from skinlib.rundir import RunDir
+
+CLASSES = info.classes("ham10000")
+K = len(CLASSES)
+PRIORS = [0.03, 0.05, 0.11, 0.01, 0.11, 0.67, 0.02]
+
+
+def fake(n=600, seed=0, signal=1.5, priors=PRIORS, k=K):
+    """Random labels with the HAM10000 imbalance and softmax outputs that carry some signal."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(k, n, p=priors)
+    y[:k] = np.arange(k)  # every class present
+    logits = rng.normal(size=(n, k))
+    logits[np.arange(n), y] += signal
+    p = np.exp(logits)
+    return y, p / p.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_figures_match_sklearn(seed):
+    y, p = fake(seed=seed)
+    r = metrics.evaluate(y, p, CLASSES, n_bootstrap=0)
+    pred = p.argmax(axis=1)
+    assert r["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert r["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert r["balanced_accuracy_argmax"] == pytest.approx(r["balanced_accuracy"])
+    assert r["macro_f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert r["macro_auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+    assert r["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=range(K)).tolist()
+    prec, rec, f1, sup = skm.precision_recall_fscore_support(y, pred, labels=range(K),
+                                                             zero_division=0)
+    for c, dx in enumerate(CLASSES):
+        pc = r["per_class"][dx]
+        assert pc["precision"] == pytest.approx(prec[c])
+        assert pc["recall"] == pytest.approx(rec[c])
+        assert pc["f1"] == pytest.approx(f1[c])
+        assert pc["support"] == sup[c]
+        assert pc["auc"] == pytest.approx(skm.roc_auc_score(y == c, p[:, c]))
+    fpr, tpr, _ = skm.roc_curve(y == CLASSES.index("mel"), p[:, CLASSES.index("mel")])
+    assert r["mel_sensitivity_at_spec80"] == pytest.approx(tpr[1 - fpr >= 0.8].max())
+
+
+def test_contract_keys_and_json_ready():
+    y, p = fake(n=200)
+    r = metrics.evaluate(y, p, CLASSES, n_bootstrap=50)
+    for key in ("accuracy", "balanced_accuracy", "balanced_accuracy_argmax", "decision",
+                "macro_f1", "macro_auc", "per_class", "confusion_matrix", "classes", "ece",
+                "mel_sensitivity_at_spec80", "ci95", "n_bootstrap"):
+        assert key in r
+    assert set(r["ci95"]) == set(metrics.CI_METRICS)
+    assert r["n_bootstrap"] == 50 and r["decision"] == "argmax"
+    json.dumps(r, allow_nan=False)  # no NumPy types, no NaN
+
+
+def test_auc_with_ties_and_missing_class():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 300)
+    y[y == 2] = 1  # class 2 absent: its AUC is undefined, the macro skips it
+    p = np.round(rng.dirichlet(np.ones(3), 300), 1)  # many ties
+    p = p / p.sum(axis=1, keepdims=True)
+    r = metrics.evaluate(y, p, ["a", "b", "c"], n_bootstrap=0)
+    assert r["per_class"]["c"]["auc"] is None and r["per_class"]["c"]["recall"] is None
+    assert r["per_class"]["a"]["auc"] == pytest.approx(skm.roc_auc_score(y == 0, p[:, 0]))
+    expected = np.mean([skm.roc_auc_score(y == c, p[:, c]) for c in (0, 1)])
+    assert r["macro_auc"] == pytest.approx(expected)
+    assert r["mel_sensitivity_at_spec80"] is None  # no "mel" class
+    assert r["balanced_accuracy"] == pytest.approx(
+        skm.balanced_accuracy_score(y, p.argmax(axis=1)))
+
+
+def test_sensitivity_at_specificity():
+    y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
+    s = np.array([.1, .2, .3, .4, .9, .35, .5, .6, .7, .8])
+    # threshold 0.5: spec 4/5 = 0.8, sens 4/5; threshold 0.35 would give spec 0.6
+    assert metrics.sensitivity_at_specificity(y, s, 0.8) == pytest.approx(0.8)
+    assert metrics.sensitivity_at_specificity(y, s, 1.0) == pytest.approx(0.0)
+    assert metrics.sensitivity_at_specificity(y, s, 0.0) == pytest.approx(1.0)
+    assert np.isnan(metrics.sensitivity_at_specificity(np.zeros(4), np.arange(4.0)))
+
+
+def test_ece_calibrated_vs_overconfident():
+    rng = np.random.default_rng(0)
+    n = 20000
+    conf = rng.uniform(0.5, 1.0, n)
+    p = np.stack([conf, 1 - conf], axis=1)
+    y_calibrated = np.where(rng.uniform(size=n) < conf, 0, 1)  # correct with probability conf
+    assert metrics.expected_calibration_error(y_calibrated, p) < 0.02
+    y_over = np.where(rng.uniform(size=n) < 0.6, 0, 1)  # correct 60% whatever the confidence
+    assert metrics.expected_calibration_error(y_over, p) > 0.1
+    table = metrics.reliability_table(y_calibrated, p, n_bins=10)
+    assert len(table) == 10 and table["count"].sum() == n
+    assert table["count"].iloc[:4].sum() == 0  # top-label confidence is never below 0.5
+    full = table.dropna()
+    assert np.all(np.abs(full["accuracy"] - full["confidence"]) < 0.05)
+
+
+def test_prior_correction_raises_balanced_accuracy():
+    # the minority class gets systematically low probabilities: argmax almost never picks it
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = (rng.uniform(size=n) < 0.1).astype(int)
+    score = np.clip(0.05 + 0.3 * y + rng.normal(0, 0.1, n), 0.01, 0.99)
+    p = np.stack([1 - score, score], axis=1)
+    priors = metrics.class_priors(y, 2)
+    assert priors == pytest.approx([np.mean(y == 0), np.mean(y == 1)])
+    arg = metrics.evaluate(y, p, ["a", "b"], n_bootstrap=0)
+    cor = metrics.evaluate(y, p, ["a", "b"], decision="prior_corrected", priors=priors,
+                           n_bootstrap=0)
+    assert cor["balanced_accuracy"] > arg["balanced_accuracy"] + 0.1
+    assert cor["balanced_accuracy_argmax"] == pytest.approx(arg["balanced_accuracy"])
+    assert cor["decision"] == "prior_corrected" and cor["priors"] == pytest.approx(priors)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_fit_thresholds_never_worse_than_argmax(seed):
+    y, p = fake(n=400, seed=seed, signal=1.0)
+    t = metrics.fit_thresholds(y, p, K)
+    assert t.shape == (K,) and np.all(t > 0)
+    fitted = skm.balanced_accuracy_score(y, metrics.apply_decision(p, "thresholds", thresholds=t))
+    assert fitted >= skm.balanced_accuracy_score(y, p.argmax(axis=1))
+    np.testing.assert_array_equal(t, metrics.fit_thresholds(y, p, K))  # deterministic
+
+
+def test_bootstrap_ci_contains_estimate_and_narrows():
+    widths = []
+    for n in (200, 3000):
+        y, p = fake(n=n, seed=5)
+        r = metrics.evaluate(y, p, CLASSES, n_bootstrap=300, seed=0)
+        for m in ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1", "ece"):
+            lo, hi = r["ci95"][m]
+            assert lo <= r[m] <= hi, m
+        widths.append(r["ci95"]["macro_auc"][1] - r["ci95"]["macro_auc"][0])
+    assert widths[1] < widths[0] / 2
+    again = metrics.evaluate(y, p, CLASSES, n_bootstrap=300, seed=0)
+    assert again["ci95"] == r["ci95"]  # fixed seed
+
+
+def test_bootstrap_skips_resamples_without_positives():
+    y, p = fake(n=100, seed=2)
+    r = metrics.evaluate(y, p, CLASSES, n_bootstrap=200)
+    # df has a single test image: it is missing from ~37% of resamples
+    assert r["bootstrap_skipped"]["macro_auc"] > 20
+    assert r["ci95"]["macro_auc"] is not None
+
+
+def test_bootstrap_speed():
+    y, p = fake(n=1500, seed=0)
+    start = time.perf_counter()
+    metrics.evaluate(y, p, CLASSES, n_bootstrap=1000)
+    assert time.perf_counter() - start < 5
+
+
+def test_compare_identical_and_different():
+    y, p = fake(n=300, seed=4)
+    same = metrics.compare(y, p, p, CLASSES, n_bootstrap=200)
+    for m in ("balanced_accuracy", "macro_auc", "minority_recall", "mel_sensitivity_at_spec80"):
+        assert same[m]["diff"] == 0 and same[m]["ci95"] == [0.0, 0.0]
+        assert same[m]["significant"] is False
+    rng = np.random.default_rng(0)
+    noise = rng.dirichlet(np.ones(K), len(y))
+    worse = metrics.compare(y, p, noise, CLASSES, n_bootstrap=200)
+    auc = worse["macro_auc"]
+    assert auc["diff"] < 0 and auc["significant"] and auc["ci95"][1] < 0
+    assert auc["a"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+
+
+def test_bad_inputs_raise_with_message():
+    y, p = fake(n=50)
+    with pytest.raises(ValueError, match="logits; apply softmax"):
+        metrics.evaluate(y, np.log(p), CLASSES)
+    with pytest.raises(ValueError, match="columns but there are"):
+        metrics.evaluate(y, p[:, :5], CLASSES)
+    with pytest.raises(ValueError, match="outside"):
+        metrics.evaluate(np.r_[y[:-1], 9], p, CLASSES)
+    with pytest.raises(ValueError, match="NaN"):
+        bad = p.copy()
+        bad[0, 0] = np.nan
+        metrics.evaluate(y, bad, CLASSES)
+    with pytest.raises(ValueError, match="rows"):
+        metrics.evaluate(y[:-1], p, CLASSES)
+    with pytest.raises(ValueError, match="unknown decision"):
+        metrics.evaluate(y, p, CLASSES, decision="vote")
+    with pytest.raises(ValueError, match="needs priors"):
+        metrics.evaluate(y, p, CLASSES, decision="prior_corrected")
+    with pytest.raises(ValueError, match="must be finite and > 0"):
+        metrics.apply_decision(p, "prior_corrected", priors=np.zeros(K))
+
+
+def test_result_json_and_files(tmp_path):
+    y, p = fake(n=100)
+    r = metrics.evaluate(y, p, CLASSES, n_bootstrap=20)
+    meta = dict(model="cnn", profile="smoke", data="synthetic", split="test", image_size=(24, 32),
+                n_train=70, n_test=100, train_seconds=np.float32(1.5))
+    with pytest.raises(ValueError, match="missing metadata.*train_seconds"):
+        metrics.result_json(r, **{k: v for k, v in meta.items() if k != "train_seconds"})
+    with pytest.raises(ValueError, match="evaluate"):
+        metrics.result_json({"accuracy": 1.0}, **meta)
+    doc = metrics.result_json(r, **meta)
+    assert doc["image_size"] == [24, 32] and doc["model"] == "cnn"
+    run = RunDir(tmp_path / "run")
+    metrics.write_metrics(run.metrics / "02_cnn.json", doc)
+    both = {"models": {"a": doc, "b": {**doc, "model": "resnet"}}, "profile": "smoke"}
+    metrics.write_metrics(run.metrics / "05_many.json", {**both, "nan": np.nan})
+    assert json.loads((run.metrics / "05_many.json").read_text())["nan"] is None
+    loaded = metrics.load_metrics(run)
+    assert [d["model"] for d in loaded] == ["cnn", "cnn", "resnet"]
+    assert metrics.load_metrics(run.root) == loaded == metrics.load_metrics(run.metrics)
+    assert loaded[0]["balanced_accuracy"] == pytest.approx(r["balanced_accuracy"])
+    with pytest.raises(FileNotFoundError, match="no metrics folder"):
+        metrics.load_metrics(tmp_path / "nowhere")
