@@ -1,0 +1,508 @@
+"""Every figure of the series: EDA, training histories, evaluation, image grids.
+
+Each function returns a matplotlib ``Figure`` built with the object-oriented API (no pyplot
+state, safe under the Agg backend); the caller shows it or passes it to :func:`save`. Class
+colours and names come from :mod:`skinlib.info`. No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from skinlib import info
+from skinlib.metrics import expected_calibration_error, reliability_table
+
+_GREY = "#777777"
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+def save(fig: Figure, run_or_dir, name: str) -> Path:
+    """Save a figure as PNG (dpi 120) under the run's ``figures/`` and return the path.
+
+    Args:
+        fig: the figure (not closed here).
+        run_or_dir: a ``RunDir``, a run folder (``figures/`` is added) or a ``figures`` folder.
+        name: file name; ``.png`` is added when it has no suffix.
+    """
+    folder = getattr(run_or_dir, "figures", None)
+    if folder is None:
+        folder = Path(run_or_dir)
+        if folder.name != "figures":
+            folder = folder / "figures"
+    name = str(name)
+    if not name or os.sep in name or "/" in name or name.startswith("."):
+        raise ValueError(f"figure name {name!r} must be a plain file name like 'class_counts'")
+    path = Path(folder) / (name if Path(name).suffix else f"{name}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def _color(dx: str) -> str:
+    return info.COLORS.get(dx, _GREY)
+
+
+def _classes(df: pd.DataFrame) -> list[str]:
+    """Class order of a catalog: ``df.attrs["classes"]``, else the dataset's, else sorted dx."""
+    if "dx" not in df.columns:
+        raise ValueError(f"catalog has no 'dx' column (columns: {list(df.columns)}); "
+                         f"load it with skinlib.data")
+    present = set(df["dx"].dropna().astype(str))
+    order = df.attrs.get("classes")
+    if order is None:
+        order = next((meta["classes"] for meta in info.DATASETS.values()
+                      if present <= set(meta["classes"])), sorted(present))
+    return [c for c in order if c in present]
+
+
+def _need(df: pd.DataFrame, *cols: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"catalog lacks column(s) {missing} (has {list(df.columns)})")
+
+
+def _figure(nrows=1, ncols=1, figsize=(7, 4), **kw) -> tuple[Figure, np.ndarray]:
+    """A Figure with a grid of axes (always a 2-D array)."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _annotated_heatmap(fig, ax, matrix, row_labels, col_labels, fmt="{:.2f}", vmax=None,
+                       cmap="Blues"):
+    """imshow of a matrix with each cell's value written in it, plus a colour bar."""
+    m = np.asarray(matrix, dtype=float)
+    top = np.nanmax(m) if vmax is None and np.isfinite(m).any() else (vmax or 1.0)
+    im = ax.imshow(m, cmap=cmap, vmin=0, vmax=top, aspect="auto")
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if np.isfinite(m[i, j]):
+                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if m[i, j] > 0.6 * top else "black")
+    fig.colorbar(im, ax=ax)
+    return im
+
+
+def _stacked_share(df: pd.DataFrame, column: str, title: str) -> Figure:
+    """Horizontal 100% stacked bars: the share of each value of ``column`` within each dx."""
+    _need(df, column)
+    classes = _classes(df)
+    table = pd.crosstab(df["dx"].astype(str), df[column].fillna("missing").astype(str))
+    table = table.reindex(classes).fillna(0)
+    share = table.div(table.sum(axis=1).replace(0, 1), axis=0)
+    fig, axes = _figure(figsize=(7, 0.45 * len(classes) + 1.5))
+    ax = axes[0, 0]
+    left = np.zeros(len(classes))
+    cmap = mpl.colormaps["tab10"]
+    for i, value in enumerate(share.columns):
+        ax.barh(classes, share[value], left=left, label=str(value), color=cmap(i % 10))
+        left += share[value].to_numpy()
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of images")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    return fig
+
+
+def _to_display(img) -> np.ndarray:
+    """An image array as float [0, 1] for imshow: uint8 or [0, 255], or [-1, 1] (GAN output)."""
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    a = a.astype(np.float32)
+    if a.size and a.min() < 0:
+        a = (a + 1.0) / 2.0
+    elif a.size and a.max() > 1.0:
+        a = a / 255.0
+    return np.clip(a, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# EDA (notebook 01)
+# --------------------------------------------------------------------------------------------
+
+def class_counts(df: pd.DataFrame) -> Figure:
+    """Bars of images per dx with their counts; the imbalance ratio (largest / smallest) in the
+    title."""
+    classes = _classes(df)
+    counts = df["dx"].astype(str).value_counts().reindex(classes).fillna(0).astype(int)
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    bars = ax.bar(classes, counts.to_numpy(), color=[_color(c) for c in classes])
+    ax.bar_label(bars, labels=[f"{v:,}" for v in counts], fontsize=8)
+    ratio = counts.max() / max(counts.min(), 1)
+    ax.set_title(f"{len(df):,} images, {len(classes)} classes; imbalance ratio {ratio:.0f}:1 "
+                 f"({counts.idxmax()} / {counts.idxmin()})")
+    ax.set_ylabel("images")
+    return fig
+
+
+def images_per_lesion(df: pd.DataFrame) -> Figure:
+    """Histogram of images per lesion, stacked by the lesion's dx."""
+    _need(df, "lesion_id")
+    classes = _classes(df)
+    per = df.groupby("lesion_id").agg(n=("dx", "size"), dx=("dx", "first"))
+    top = int(per["n"].max())
+    bins = np.arange(1, top + 2) - 0.5
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    data = [per.loc[per["dx"] == c, "n"].to_numpy() for c in classes]
+    ax.hist(data, bins=bins, stacked=True, label=classes, color=[_color(c) for c in classes])
+    ax.set_xticks(range(1, top + 1))
+    ax.set_xlabel("images per lesion")
+    ax.set_ylabel("lesions")
+    ax.set_title(f"{len(per):,} lesions in {len(df):,} images "
+                 f"({(per['n'] > 1).mean():.0%} of lesions have several images)")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def age_by_dx(df: pd.DataFrame) -> Figure:
+    """Box plot of patient age per dx (missing ages dropped and counted in the title)."""
+    _need(df, "age")
+    classes = _classes(df)
+    age = pd.to_numeric(df["age"], errors="coerce")
+    data = [age[(df["dx"] == c) & age.notna()].to_numpy() for c in classes]
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    box = ax.boxplot(data, patch_artist=True, showfliers=False)
+    ax.set_xticks(range(1, len(classes) + 1), classes)
+    for patch, c in zip(box["boxes"], classes):
+        patch.set_facecolor(_color(c))
+        patch.set_alpha(0.8)
+    ax.set_ylabel("age (years)")
+    ax.set_title(f"Age by diagnosis ({int(age.isna().sum())} images without age)")
+    return fig
+
+
+def sex_by_dx(df: pd.DataFrame) -> Figure:
+    """Share of each sex within each dx (100% stacked bars)."""
+    return _stacked_share(df, "sex", "Sex by diagnosis")
+
+
+def dx_type_by_dx(df: pd.DataFrame) -> Figure:
+    """How each dx was confirmed (histopathology, follow-up, consensus, confocal)."""
+    return _stacked_share(df, "dx_type", "Ground-truth method by diagnosis")
+
+
+def localization_by_dx(df: pd.DataFrame, top: int = 12) -> Figure:
+    """Heat map of dx x body site: each row is the share of that dx's images per site (the
+    ``top`` most common sites are shown, so a row may sum to less than 1)."""
+    _need(df, "localization")
+    classes = _classes(df)
+    table = pd.crosstab(df["dx"].astype(str), df["localization"].fillna("missing").astype(str))
+    table = table.reindex(classes).fillna(0)
+    share = table.div(table.sum(axis=1).replace(0, 1), axis=0)
+    sites = table.sum(axis=0).sort_values(ascending=False).index[:top]
+    fig, axes = _figure(figsize=(0.6 * len(sites) + 3, 0.45 * len(classes) + 2))
+    _annotated_heatmap(fig, axes[0, 0], share[sites].to_numpy(), classes, list(sites))
+    axes[0, 0].set_title(f"Body site by diagnosis (row share, top {len(sites)} sites)")
+    return fig
+
+
+def example_grid(df: pd.DataFrame, per_class: int = 6, seed: int = 0) -> Figure:
+    """Thumbnails of ``per_class`` random images of each dx, one row per class."""
+    from PIL import Image
+
+    _need(df, "path")
+    classes = _classes(df)
+    fig, axes = _figure(len(classes), per_class, figsize=(1.4 * per_class, 1.2 * len(classes)))
+    rng = np.random.default_rng(seed)
+    for r, c in enumerate(classes):
+        rows = df[df["dx"] == c]
+        pick = rows.iloc[np.sort(rng.choice(len(rows), min(per_class, len(rows)), replace=False))]
+        for j in range(per_class):
+            ax = axes[r, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if j == 0:
+                ax.set_ylabel(c, color=_color(c), fontsize=10, fontweight="bold")
+            if j >= len(pick):
+                continue
+            path = pick["path"].iloc[j]
+            try:
+                with Image.open(path) as im:
+                    im.thumbnail((256, 256))
+                    ax.imshow(np.asarray(im.convert("RGB")))
+            except (OSError, ValueError) as e:
+                ax.text(0.5, 0.5, f"unreadable\n{Path(path).name}", ha="center", va="center",
+                        fontsize=6, color="red", transform=ax.transAxes)
+                ax.set_title(type(e).__name__, fontsize=6)
+    fig.suptitle(f"{per_class} random images per class (seed {seed})")
+    return fig
+
+
+def image_stats(df: pd.DataFrame, sample: int = 500, seed: int = 0) -> Figure:
+    """Image sizes (left) and mean R, G, B per dx (right) from a random sample of images."""
+    from PIL import Image
+
+    _need(df, "path")
+    classes = _classes(df)
+    rows = df.sample(n=min(sample, len(df)), random_state=seed)
+    sizes, means, bad = [], [], 0
+    for path, dx in zip(rows["path"], rows["dx"].astype(str)):
+        try:
+            with Image.open(path) as im:
+                sizes.append(im.size)
+                small = im.convert("RGB")
+                small.thumbnail((64, 64))
+                means.append((dx, *np.asarray(small, dtype=np.float64).reshape(-1, 3).mean(0)))
+        except (OSError, ValueError):
+            bad += 1
+    fig, axes = _figure(1, 2, figsize=(11, 4))
+    ax = axes[0, 0]
+    if sizes:
+        size_counts = pd.Series(sizes).value_counts()
+        wh = np.array(size_counts.index.tolist())
+        ax.scatter(wh[:, 0], wh[:, 1], s=20 + 200 * size_counts.to_numpy() / size_counts.max(),
+                   color=_GREY, alpha=0.7)
+        for (w, h), n in size_counts.head(5).items():
+            ax.annotate(f"{w}x{h} ({n})", (w, h), fontsize=7, xytext=(4, 4),
+                        textcoords="offset points")
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title(f"Image sizes ({len(sizes)} sampled, {bad} unreadable)")
+    ax = axes[0, 1]
+    stats = pd.DataFrame(means, columns=["dx", "R", "G", "B"]).groupby("dx").mean()
+    stats = stats.reindex([c for c in classes if c in stats.index])
+    x = np.arange(len(stats))
+    for i, (ch, col) in enumerate(zip("RGB", ("#d62728", "#2ca02c", "#1f77b4"))):
+        ax.bar(x + (i - 1) * 0.27, stats[ch], width=0.27, color=col, label=ch)
+    ax.set_xticks(x, stats.index)
+    ax.set_ylim(0, 255)
+    ax.set_ylabel("mean channel value")
+    ax.set_title("Mean colour per class")
+    ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# training and evaluation
+# --------------------------------------------------------------------------------------------
+
+def history(hist, *, stage_boundary: int | None = None) -> Figure:
+    """Loss and metric curves, train and validation, one panel per quantity.
+
+    Args:
+        hist: a Keras ``History.history`` dict or a CSVLogger DataFrame (``epoch`` column).
+        stage_boundary: epoch at which a second training stage starts (dashed vertical line).
+    """
+    frame = pd.DataFrame(dict(hist)) if isinstance(hist, dict) else pd.DataFrame(hist).copy()
+    if frame.empty:
+        raise ValueError("history is empty: did training run for at least one epoch?")
+    epochs = frame.pop("epoch").to_numpy() + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
+    skip = {"lr", "learning_rate"}
+    bases = [c for c in frame.columns if not c.startswith("val_") and c not in skip]
+    bases += [c[4:] for c in frame.columns if c.startswith("val_") and c[4:] not in frame.columns]
+    bases = sorted(bases, key=lambda b: (b != "loss", b))
+    if not bases:
+        raise ValueError(f"history has no metric columns (has {list(frame.columns)})")
+    fig, axes = _figure(1, len(bases), figsize=(4 * len(bases), 3.3))
+    for ax, base in zip(axes[0], bases):
+        for col, label, style in ((base, "train", "-"), (f"val_{base}", "val", "--")):
+            if col in frame:
+                ax.plot(epochs, frame[col], style, marker="o", ms=3, label=label)
+        if stage_boundary is not None:
+            ax.axvline(stage_boundary + 0.5, color=_GREY, ls=":", label="stage 2")
+        ax.set_xlabel("epoch")
+        ax.set_title(base)
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def confusion_matrix(result: dict, normalize: bool = True) -> Figure:
+    """Confusion matrix of an :func:`metrics.evaluate` dict (rows = true; row-normalised)."""
+    cm = np.asarray(result["confusion_matrix"], dtype=float)
+    classes = result["classes"]
+    if normalize:
+        cm = cm / np.where(cm.sum(axis=1, keepdims=True) == 0, 1, cm.sum(axis=1, keepdims=True))
+    fig, axes = _figure(figsize=(0.7 * len(classes) + 2.5, 0.6 * len(classes) + 1.5))
+    ax = axes[0, 0]
+    _annotated_heatmap(fig, ax, cm, classes, classes, fmt="{:.2f}" if normalize else "{:.0f}",
+                       vmax=1.0 if normalize else None)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ba = result.get("balanced_accuracy")
+    ax.set_title(f"{result.get('model', '')} decision={result.get('decision', 'argmax')}"
+                 + (f", balanced acc {ba:.3f}" if ba is not None else ""), fontsize=10)
+    return fig
+
+
+def _recalls(results: dict[str, dict]) -> tuple[list[str], list[str], np.ndarray]:
+    """(models, classes, recall matrix) from several evaluate() dicts; NaN where undefined."""
+    if not results:
+        raise ValueError("results is empty: pass {model name: evaluate() dict}")
+    models = list(results)
+    classes = list(next(iter(results.values()))["classes"])
+    recall = [[r["per_class"].get(c, {}).get("recall") for c in classes]
+              for r in results.values()]
+    return models, classes, np.array([[np.nan if v is None else v for v in row]
+                                      for row in recall], dtype=float)
+
+
+def per_class_recall(results: dict[str, dict]) -> Figure:
+    """Grouped bars: one group per class, one bar per model."""
+    models, classes, rec = _recalls(results)
+    fig, axes = _figure(figsize=(max(7, 1.1 * len(classes) * max(1, len(models) / 3)), 4))
+    ax = axes[0, 0]
+    width = 0.8 / len(models)
+    x = np.arange(len(classes))
+    for i, name in enumerate(models):
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, rec[i], width=width, label=name,
+               color=mpl.colormaps["tab10"](i % 10))
+    ax.set_xticks(x, classes)
+    for tick, c in zip(ax.get_xticklabels(), classes):
+        tick.set_color(_color(c))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("recall (sensitivity)")
+    ax.set_title("Recall per class")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig
+
+
+def _roc(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC points (fpr, tpr) from (0, 0) to (1, 1), one per distinct score."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, pos = scores[order], positive[order]
+    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
+    tp = np.cumsum(pos)[ends]
+    fp = np.cumsum(~pos)[ends]
+    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
+
+
+def roc_curves(y_true, probs, classes) -> Figure:
+    """One-vs-rest ROC curve per class plus the macro average; AUC in the legend."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(probs, dtype=float)
+    if p.shape != (len(y), len(classes)):
+        raise ValueError(f"probs has shape {p.shape}, expected ({len(y)}, {len(classes)})")
+    fig, axes = _figure(figsize=(5.5, 5))
+    ax = axes[0, 0]
+    grid = np.linspace(0, 1, 201)
+    tprs = []
+    for c, dx in enumerate(classes):
+        pos = y == c
+        if not pos.any() or pos.all():
+            continue
+        fpr, tpr = _roc(pos, p[:, c])
+        auc = np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr)
+        ax.plot(fpr, tpr, color=_color(dx), lw=1.3, label=f"{dx} (AUC {auc:.3f})")
+        tprs.append(np.interp(grid, fpr, tpr))
+    if tprs:
+        macro = np.mean(tprs, axis=0)
+        auc = np.trapezoid(macro, grid) if hasattr(np, "trapezoid") else np.trapz(macro, grid)
+        ax.plot(grid, macro, color="black", lw=2.2, ls="--", label=f"macro (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color=_GREY, lw=0.8, ls=":")
+    ax.set_xlabel("false positive rate (1 - specificity)")
+    ax.set_ylabel("true positive rate (sensitivity)")
+    ax.set_title("One-vs-rest ROC")
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.set_aspect("equal")
+    return fig
+
+
+def reliability_diagram(y_true, probs_by_name: dict[str, np.ndarray], n_bins: int = 15) -> Figure:
+    """Accuracy against confidence of the top label for several models or calibrations on one
+    axes (ECE in the legend), with the share of images per bin below."""
+    if not probs_by_name:
+        raise ValueError("probs_by_name is empty: pass {name: probs}")
+    fig, axes = _figure(2, 1, figsize=(5.5, 6), sharex=True, height_ratios=[3, 1])
+    top, bottom = axes[0, 0], axes[1, 0]
+    width = 1.0 / n_bins / (len(probs_by_name) + 1)
+    for i, (name, probs) in enumerate(probs_by_name.items()):
+        color = mpl.colormaps["tab10"](i % 10)
+        table = reliability_table(y_true, probs, n_bins)
+        ece = expected_calibration_error(y_true, probs, n_bins)
+        full = table[table["count"] > 0]
+        top.plot(full["confidence"], full["accuracy"], marker="o", ms=4, color=color,
+                 label=f"{name} (ECE {ece:.3f})")
+        bottom.bar(table["lower"] + (i + 0.5) * width, table["count"] / table["count"].sum(),
+                   width=width, color=color, align="edge")
+    top.plot([0, 1], [0, 1], color=_GREY, ls=":", label="perfect calibration")
+    top.set_ylabel("accuracy")
+    top.set_ylim(0, 1)
+    top.set_title("Reliability diagram (top label)")
+    top.legend(fontsize=8, frameon=False, loc="upper left")
+    bottom.set_xlim(0, 1)
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("share")
+    return fig
+
+
+def metric_bars(results: dict[str, dict],
+                metrics: tuple[str, ...] = ("balanced_accuracy", "macro_auc")) -> Figure:
+    """One panel per metric, one bar per model, bootstrap 95% CI as error bars."""
+    if not results:
+        raise ValueError("results is empty: pass {model name: evaluate() dict}")
+    models = list(results)
+    fig, axes = _figure(1, len(metrics), figsize=(max(4, 0.8 * len(models) + 1.5) * len(metrics),
+                                                  4))
+    colors = [mpl.colormaps["tab10"](i % 10) for i in range(len(models))]
+    for ax, metric in zip(axes[0], metrics):
+        values = np.array([np.nan if r.get(metric) is None else r[metric]
+                           for r in results.values()], dtype=float)
+        err = np.zeros((2, len(models)))
+        for i, r in enumerate(results.values()):
+            ci = (r.get("ci95") or {}).get(metric)
+            if ci is not None and np.isfinite(values[i]):
+                err[:, i] = [max(values[i] - ci[0], 0), max(ci[1] - values[i], 0)]
+        bars = ax.bar(range(len(models)), values, yerr=err, capsize=4, color=colors)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.3f}" for v in values],
+                     fontsize=7, padding=2, label_type="center")
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_title(metric.replace("_", " "))
+    return fig
+
+
+def recall_heatmap(results: dict[str, dict]) -> Figure:
+    """Models x classes heat map of recall."""
+    models, classes, rec = _recalls(results)
+    fig, axes = _figure(figsize=(0.8 * len(classes) + 3, 0.5 * len(models) + 2))
+    _annotated_heatmap(fig, axes[0, 0], rec, models, classes, vmax=1.0, cmap="viridis")
+    for tick, c in zip(axes[0, 0].get_xticklabels(), classes):
+        tick.set_color(_color(c))
+    axes[0, 0].set_title("Recall per class and model")
+    return fig
+
+
+def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None) -> Figure:
+    """A grid of images: uint8 or float in [0, 255], [0, 1] or [-1, 1]; RGB or grayscale.
+
+    Used for GAN samples, nearest neighbours and CAM overlays. Unused cells are blank.
+    """
+    imgs = list(images)
+    if not imgs:
+        raise ValueError("image_grid got no images")
+    if titles is not None and len(titles) != len(imgs):
+        raise ValueError(f"{len(titles)} titles for {len(imgs)} images")
+    ncols = max(1, min(ncols, len(imgs)))
+    nrows = -(-len(imgs) // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(1.5 * ncols, 1.5 * nrows + (0.4 if suptitle else 0)))
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i >= len(imgs):
+            continue
+        a = _to_display(imgs[i])
+        ax.imshow(a, cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(str(titles[i]), fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig

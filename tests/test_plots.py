@@ -1,0 +1,167 @@
+"""Tests for skinlib.plots: every function returns a Figure of the expected shape on tiny data."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from skinlib import info, metrics, plots  # noqa: E402
+from skinlib.rundir import RunDir  # noqa: E402
+
+CLASSES = info.classes("ham10000")
+K = len(CLASSES)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    """A 28-row HAM10000-schema catalog whose paths are real small JPEG/PNG files."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(28):
+        dx = CLASSES[i % K] if i < 21 else "nv"
+        path = tmp_path / f"ISIC_{i:07d}.{'png' if i % 5 == 0 else 'jpg'}"
+        size = (40, 30) if i % 3 else (32, 24)
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+        rows.append(dict(image_id=path.stem, lesion_id=f"HAM_{i // 2:07d}", dx=dx,
+                         label=CLASSES.index(dx), path=str(path),
+                         age=float(20 + i * 2) if i != 3 else np.nan,
+                         sex=["male", "female", "unknown"][i % 3],
+                         localization=["back", "face", "trunk", "lower extremity"][i % 4],
+                         dx_type=["histo", "follow_up", "consensus"][i % 3]))
+    df = pd.DataFrame(rows)
+    df.attrs["classes"] = CLASSES
+    return df
+
+
+@pytest.fixture
+def results():
+    rng = np.random.default_rng(1)
+    y = np.r_[np.arange(K), rng.integers(0, K, 93)]
+    out = {}
+    for name, signal in (("cnn", 1.0), ("resnet", 2.0)):
+        logits = rng.normal(size=(len(y), K))
+        logits[np.arange(len(y)), y] += signal
+        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        out[name] = (y, p, metrics.evaluate(y, p, CLASSES, n_bootstrap=30))
+    return out
+
+
+def check(fig, n_axes):
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == n_axes
+    fig.canvas.draw()  # layout and rendering must not fail
+    return fig
+
+
+def test_class_counts(catalog):
+    fig = check(plots.class_counts(catalog), 1)
+    ax = fig.axes[0]
+    assert len(ax.patches) == K
+    assert sorted(p.get_height() for p in ax.patches)[-1] == 10  # nv
+    assert "imbalance ratio 3:1" in ax.get_title()
+    assert ax.patches[CLASSES.index("mel")].get_facecolor()[:3] == pytest.approx(
+        matplotlib.colors.to_rgb(info.COLORS["mel"]))
+
+
+def test_class_order_without_attrs(catalog):
+    catalog.attrs.clear()
+    fig = check(plots.class_counts(catalog), 1)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == CLASSES
+
+
+def test_eda_panels(catalog):
+    fig = check(plots.images_per_lesion(catalog), 1)
+    assert "14 lesions in 28 images" in fig.axes[0].get_title()
+    fig = check(plots.age_by_dx(catalog), 1)
+    assert "1 images without age" in fig.axes[0].get_title()
+    fig = check(plots.sex_by_dx(catalog), 1)
+    assert len(fig.axes[0].patches) == K * 3  # 3 sexes
+    fig = check(plots.dx_type_by_dx(catalog), 1)
+    assert len(fig.axes[0].patches) == K * 3
+    fig = check(plots.localization_by_dx(catalog, top=3), 2)  # heat map + colour bar
+    assert fig.axes[0].get_images()[0].get_array().shape == (K, 3)
+    for f in ("sex_by_dx", "age_by_dx"):
+        with pytest.raises(ValueError, match="lacks column"):
+            getattr(plots, f)(catalog.drop(columns=[f.split("_")[0]]))
+
+
+def test_example_grid_and_image_stats(catalog, tmp_path):
+    bad = tmp_path / "ISIC_broken.jpg"
+    bad.write_bytes(b"not an image")
+    catalog.loc[0, "path"] = str(bad)  # one unreadable file: shown, not a crash
+    fig = check(plots.example_grid(catalog, per_class=3, seed=0), K * 3)
+    assert sum(len(ax.get_images()) for ax in fig.axes) == 6 * 3 + 3 - 1  # akiec has 3 images
+    fig = check(plots.image_stats(catalog, sample=100, seed=0), 2)  # all 28 files
+    assert "(27 sampled, 1 unreadable)" in fig.axes[0].get_title()
+    assert len(fig.axes[1].patches) == 3 * len(set(catalog["dx"]))
+
+
+def test_history_dict_and_csvlogger():
+    hist = {"loss": [1.0, 0.8, 0.6], "val_loss": [1.1, 0.9, 0.8], "accuracy": [0.5, 0.6, 0.7],
+            "val_accuracy": [0.4, 0.5, 0.6], "learning_rate": [1e-3] * 3}
+    fig = check(plots.history(hist, stage_boundary=2), 2)
+    assert fig.axes[0].get_title() == "loss" and len(fig.axes[0].get_lines()) == 3
+    frame = pd.DataFrame(hist).assign(epoch=range(3))
+    fig = check(plots.history(frame), 2)
+    np.testing.assert_array_equal(fig.axes[1].get_lines()[0].get_xdata(), [1, 2, 3])
+    with pytest.raises(ValueError, match="empty"):
+        plots.history({})
+
+
+def test_evaluation_figures(results):
+    y, p, r = results["cnn"]
+    fig = check(plots.confusion_matrix(r), 2)
+    m = fig.axes[0].get_images()[0].get_array()
+    np.testing.assert_allclose(np.asarray(m).sum(axis=1), 1.0)
+    check(plots.confusion_matrix(r, normalize=False), 2)
+    by_model = {k: v[2] for k, v in results.items()}
+    fig = check(plots.per_class_recall(by_model), 1)
+    assert len(fig.axes[0].patches) == 2 * K
+    assert fig.axes[0].patches[0].get_height() == pytest.approx(by_model["cnn"]["per_class"][
+        CLASSES[0]]["recall"])
+    fig = check(plots.roc_curves(y, p, CLASSES), 1)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(labels) == K + 1 and labels[-1].startswith("macro")
+    mel_auc = r["per_class"]["mel"]["auc"]
+    assert f"mel (AUC {mel_auc:.3f})" in labels
+    fig = check(plots.reliability_diagram(y, {"cnn": p, "resnet": results["resnet"][1]}), 2)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[0] == f"cnn (ECE {r['ece']:.3f})"
+    fig = check(plots.metric_bars(by_model), 2)
+    assert len(fig.axes[0].patches) == 2
+    fig = check(plots.metric_bars(by_model, metrics=("macro_f1",)), 1)
+    fig = check(plots.recall_heatmap(by_model), 2)
+    assert fig.axes[0].get_images()[0].get_array().shape == (2, K)
+
+
+@pytest.mark.parametrize("kind", ["uint8", "unit", "tanh", "gray"])
+def test_image_grid(kind):
+    rng = np.random.default_rng(0)
+    imgs = {"uint8": rng.integers(0, 256, (10, 8, 8, 3), dtype=np.uint8),
+            "unit": rng.uniform(0, 255, (10, 8, 8, 3)),
+            "tanh": rng.uniform(-1, 1, (10, 8, 8, 3)),
+            "gray": rng.uniform(0, 1, (10, 8, 8, 1))}[kind]
+    fig = check(plots.image_grid(imgs, titles=[str(i) for i in range(10)], ncols=4,
+                                 suptitle="x"), 12)
+    shown = [ax.get_images()[0].get_array() for ax in fig.axes if ax.get_images()]
+    assert len(shown) == 10
+    assert all(0 <= np.min(a) and np.max(a) <= 1 for a in shown)
+    with pytest.raises(ValueError, match="titles"):
+        plots.image_grid(imgs, titles=["a"])
+
+
+def test_save(tmp_path, catalog):
+    fig = plots.class_counts(catalog)
+    run = RunDir(tmp_path / "run")
+    path = plots.save(fig, run, "class_counts")
+    assert path == run.figures / "class_counts.png" and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plots.save(fig, tmp_path / "other", "a.png") == tmp_path / "other" / "figures" / "a.png"
+    assert plots.save(fig, run.figures, "b").parent == run.figures
+    with pytest.raises(ValueError, match="plain file name"):
+        plots.save(fig, run, "../escape")
