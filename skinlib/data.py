@@ -40,6 +40,9 @@ _FATAL_KINDS = {"no_metadata", "unreadable_metadata", "missing_columns", "unknow
                 "blank_image_id", "conflicting_duplicate", "missing_folder"}
 _ROW_COUNTS = ("rows_blank_image_id", "rows_duplicate_id", "rows_no_image", "rows_unknown_dx",
                "rows_unreadable", "rows_needs_conversion")
+_COUNT_KEYS = ("n_rows_metadata", "n_files_found", "n_duplicate_files", "n_images_found",
+               "n_masks_ignored", *_ROW_COUNTS, "images_without_row", "n_kept", "n_converted",
+               "n_downscaled", "n_blank_lesion_id", "n_bad_age")
 
 
 class DataError(Exception):
@@ -55,7 +58,7 @@ class LoadReport:
     source: str
     metadata: str | None = None
     layout: str | None = None  # "csv" or "class_folders"
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter = field(default_factory=lambda: Counter(dict.fromkeys(_COUNT_KEYS, 0)))
     problems: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)

@@ -1,0 +1,239 @@
+"""Tests of the data layer: synthetic source, local layouts, ISIC 2019 and the real data."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from skinlib import data, info
+
+HAM_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142,
+              "df": 115}
+
+
+def _digest(root: Path) -> str:
+    """sha256 over every file's relative path and bytes."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _counts_add_up(report: dict) -> None:
+    """Every metadata row and every image found is either kept or counted under one reason."""
+    rows = report["n_kept"] + sum(report[k] for k in data._ROW_COUNTS)
+    assert rows == report["n_rows_metadata"], report
+    imgs = (report["n_kept"] + report["rows_unknown_dx"] + report["rows_unreadable"]
+            + report["rows_needs_conversion"] + report["images_without_row"])
+    assert imgs == report["n_images_found"], report
+
+
+def test_synthetic_schema_and_mix(synthetic_root):
+    df = data.load_local(synthetic_root)
+    assert list(df.columns) == data.CATALOG_COLUMNS
+    assert len(df) == 420 and df["image_id"].is_unique
+    assert df["image_id"].is_monotonic_increasing
+    assert df.attrs["classes"] == info.classes("ham10000")
+    counts = df["dx"].value_counts()
+    assert set(counts.index) == set(info.classes("ham10000"))
+    assert counts.idxmax() == "nv" and 0.5 <= counts["nv"] / len(df) <= 0.6
+    assert counts.min() >= 15
+    ratio = len(df) / df["lesion_id"].nunique()
+    assert 1.2 <= ratio <= 1.5
+    assert (df["label"] == df["dx"].map(info.classes("ham10000").index)).all()
+    meta = pd.read_csv(synthetic_root / "HAM10000_metadata.csv")
+    assert list(meta.columns) == ["lesion_id", "image_id", "dx", "dx_type", "age", "sex",
+                                  "localization"]
+    with Image.open(df["path"].iloc[0]) as im:
+        assert (im.size, im.mode, im.format) == ((200, 150), "RGB", "JPEG")
+    assert {Path(p).parent.name for p in df["path"]} == {"HAM10000_images_part_1",
+                                                        "HAM10000_images_part_2"}
+
+
+def test_synthetic_classes_differ_in_colour(synthetic_root):
+    df = data.load_local(synthetic_root, validate=False)
+    means = {}
+    for dx, group in df.groupby("dx"):
+        means[dx] = np.mean([np.asarray(Image.open(p), np.float32).mean((0, 1))
+                             for p in group["path"][:8]], axis=0)
+    vecs = np.array(list(means.values()))
+    dists = np.linalg.norm(vecs[:, None] - vecs[None], axis=-1)
+    assert dists[~np.eye(len(vecs), dtype=bool)].min() > 3
+
+
+def test_synthetic_deterministic_and_reused(tmp_path):
+    a = data.make_synthetic(tmp_path / "a", n_images=60, seed=7)
+    b = data.make_synthetic(tmp_path / "b", n_images=60, seed=7)
+    assert _digest(a) == _digest(b)
+    c = data.make_synthetic(tmp_path / "c", n_images=60, seed=8)
+    assert _digest(a) != _digest(c)
+    before = {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")}
+    data.make_synthetic(a, n_images=60, seed=7)
+    assert {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")} == before
+    data.make_synthetic(a, n_images=70, seed=7)  # different size: rewritten
+    assert len(list(a.rglob("*.jpg"))) == 70
+
+
+def test_load_catalog_synthetic_uses_run_dir(tmp_path):
+    from skinlib.config import get_profile
+
+    profile = get_profile("smoke", synthetic_images=84, seed=3)
+    df = data.load_catalog("synthetic", run_dir=tmp_path / "run", profile=profile)
+    assert len(df) == 84 and (df["source"] == "synthetic").all()
+    assert (tmp_path / "run" / "synthetic_data" / "HAM10000_metadata.csv").exists()
+    assert (tmp_path / "run" / "logs" / "catalog_report.json").exists()
+    assert (tmp_path / "run" / "logs" / "validated.json").exists()
+
+
+def test_kaggle_layout_with_lowercase_duplicates(synthetic_root, tmp_path):
+    root = tmp_path / "kaggle"
+    shutil.copytree(synthetic_root, root)
+    for k in (1, 2):  # Kaggle ships each image folder twice
+        shutil.copytree(root / f"HAM10000_images_part_{k}", root / f"ham10000_images_part_{k}")
+    (root / "hmnist_8_8_L.csv").write_text("pixel0000,pixel0001,label\n1,2,0\n")
+    (root / "hmnist_28_28_RGB.csv").write_text("pixel0000,label\n3,4\n")
+    df = data.load_local(root)
+    assert len(df) == 420 and df["image_id"].is_unique
+    report = df.attrs["report"]
+    assert report["n_duplicate_files"] == 420 and report["n_files_found"] == 840
+    assert report["metadata"].endswith("HAM10000_metadata.csv")
+    _counts_add_up(report)
+    check = data.check_dataset(root)
+    assert check["ok"] and check["duplicates"] == 420 and check["n_images"] == 420
+    assert check["problems"] == []
+
+
+def test_class_folder_layout(synthetic_root, tmp_path):
+    df0 = data.load_local(synthetic_root, validate=False)
+    root = tmp_path / "folders"
+    for r in df0.itertuples():
+        (root / r.dx).mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, root / r.dx / f"{r.image_id}.jpg")
+    df = data.load_local(root)
+    assert len(df) == 420
+    assert (df["lesion_id"] == df["image_id"]).all()
+    assert df.set_index("image_id")["dx"].equals(df0.set_index("image_id")["dx"])
+    report = df.attrs["report"]
+    assert report["layout"] == "class_folders"
+    assert any("lesion grouping is impossible" in n for n in report["notes"])
+
+
+def _write_isic(root: Path, with_images: list[str]) -> None:
+    """A tiny ISIC 2019 folder: CRLF one-hot ground truth, metadata, some images."""
+    root.mkdir(parents=True)
+    cols = list(info.ISIC2019["onehot"])
+    ids = [f"ISIC_{i:07d}" for i in range(9)] + ["ISIC_0000009_downsampled"]
+    dxs = ["MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "NV", "MEL"]
+    lines = [",".join(["image"] + cols)]
+    for i, d in zip(ids, dxs):
+        lines.append(",".join([i] + ["1.0" if c == d else "0.0" for c in cols]))
+    (root / "ISIC_2019_Training_GroundTruth.csv").write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    meta = ["image,age_approx,anatom_site_general,lesion_id,sex"]
+    meta += [f"{i},{30 + n},anterior torso,{'' if n % 3 == 0 else f'BCN_{n // 2:07d}'},female"
+             for n, i in enumerate(ids)]
+    (root / "ISIC_2019_Training_Metadata.csv").write_bytes("\r\n".join(meta).encode() + b"\r\n")
+    img_dir = root / "ISIC_2019_Training_Input"
+    img_dir.mkdir()
+    for i in with_images:
+        Image.new("RGB", (40, 30), (120, 60, 60)).save(img_dir / f"{i}.jpg", "JPEG")
+
+
+def test_isic2019_tiny(tmp_path):
+    root = tmp_path / "isic"
+    ids = [f"ISIC_{i:07d}" for i in range(8)] + ["ISIC_0000009_downsampled"]
+    _write_isic(root, ids)
+    df = data.load_local(root, dataset="isic2019")
+    assert list(df.columns) == data.CATALOG_COLUMNS
+    assert len(df) == 9 and set(df["dx"]) == set(info.classes("isic2019"))
+    assert "ISIC_0000009_downsampled" in set(df["image_id"])
+    assert df["dx_type"].isna().all()
+    assert df.set_index("image_id").loc["ISIC_0000002", "age"] == 32
+    report = df.attrs["report"]
+    assert report["rows_no_image"] == 1 and report["n_rows_metadata"] == 10
+    assert report["n_blank_lesion_id"] == 4
+    blank = df.set_index("image_id").loc["ISIC_0000003", "lesion_id"]
+    assert blank == "ISIC_0000003"
+    _counts_add_up(report)
+    labels = data.load_isic2019_labels(root)
+    assert len(labels) == 10 and labels["lesion_id"].isna().sum() == 4
+
+
+def test_missing_folder_and_no_metadata(tmp_path):
+    with pytest.raises(data.DataError, match="does not exist"):
+        data.load_local(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DataError, match="no metadata CSV found"):
+        data.load_local(tmp_path / "empty")
+    check = data.check_dataset(tmp_path / "empty")
+    assert not check["ok"] and check["problems"][0]["action"] == "fatal"
+
+
+def test_download_kaggle_failure_is_one_clear_line(monkeypatch):
+    import sys
+    import types
+
+    fake = types.ModuleType("kagglehub")
+
+    def fail(slug):
+        raise ConnectionError("no route to host\nlong traceback text")
+
+    fake.dataset_download = fail
+    monkeypatch.setitem(sys.modules, "kagglehub", fake)
+    with pytest.raises(data.DataError) as err:
+        data.download_kaggle("ham10000")
+    text = str(err.value)
+    assert "kmader/skin-cancer-mnist-ham10000" in text and "SKINLIB_DATA" in text
+    assert "\n" not in text and err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_auto_uses_env(monkeypatch, synthetic_root):
+    monkeypatch.setenv("SKINLIB_DATA", str(synthetic_root))
+    df = data.load_catalog("auto", validate=False)
+    assert len(df) == 420 and (df["source"] == "local").all()
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="session")
+def real_catalog(shared_data, tmp_path_factory):
+    """The real HAM10000 catalog, validated once per session."""
+    run = tmp_path_factory.mktemp("realrun")
+    return data.load_local(shared_data, run_dir=run), run
+
+
+@pytest.mark.realdata
+def test_real_ham10000(real_catalog):
+    df, run = real_catalog
+    assert len(df) == 10015
+    assert df["lesion_id"].nunique() == 7470
+    assert df["dx"].value_counts().to_dict() == HAM_COUNTS
+    report = df.attrs["report"]
+    assert report["n_kept"] == 10015 and report["n_problems"] == 0
+    _counts_add_up(report)
+    assert report["seconds"]["validate"] < 40
+    assert (run / "logs" / "validated.json").exists()
+    again = data.load_local(df.attrs["report"]["root"], run_dir=run)  # cached validation
+    assert len(again) == 10015 and again.attrs["report"]["seconds"]["validate"] < 5
+
+
+@pytest.mark.realdata
+def test_real_isic2019(shared_data):
+    df = data.load_local(shared_data, dataset="isic2019", validate=False)
+    assert len(df) == 10015
+    assert set(df["dx"]) == set(info.classes("isic2019"))
+    report = df.attrs["report"]
+    assert report["rows_no_image"] == 15316 and report["n_rows_metadata"] == 25331
+    assert report["problem_kinds"]["no_image"] == 15316
+    _counts_add_up(report)
+    labels = data.load_isic2019_labels(shared_data)
+    assert len(labels) == 25331
+    assert labels["dx"].value_counts()["nv"] == 12875
