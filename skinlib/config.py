@@ -34,10 +34,12 @@ class Profile:
     augment: bool = True
     balance: str = "weights"  # weights | resample | none
     # --- baseline CNN (notebook 02) ---------------------------------------------------
+    cnn_arch: str = "seed"  # seed (3 blocks + Flatten + Dense 512) | gap (4 blocks + GAP)
+    lr_schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine | none
     epochs: int = 30
     learning_rate: float = 1e-3
     patience: int = 6
-    decision: str = "prior_corrected"  # argmax | prior_corrected | thresholds
+    decision: str = "argmax"  # argmax | prior_corrected | thresholds
     n_bootstrap: int = 1000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
     gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
@@ -96,7 +98,8 @@ def _coerce(current, value):
 _BASE = {
     "smoke": Profile(
         name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
-        image_size=(24, 32), batch_size=32, epochs=2, patience=2, n_bootstrap=100,
+        image_size=(24, 32), batch_size=32, epochs=4, patience=2, n_bootstrap=100,
+        cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48,
         expert_epochs=2, expert_finetune_epochs=1,
@@ -107,6 +110,7 @@ _BASE = {
     "quick": Profile(
         name="quick", data="auto", k_folds=3,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
+        cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         gan_size=64, gan_batch_size=32, gan_steps=1500, gan_checkpoint_every=250,
         gan_target_count=500, kid_samples=200,
         expert_epochs=12, expert_finetune_epochs=2,
@@ -117,6 +121,7 @@ _BASE = {
     "full": Profile(
         name="full", data="auto", k_folds=5,
         image_size=(96, 128), batch_size=32, epochs=50, patience=8, n_bootstrap=2000,
+        cnn_arch="seed", balance="weights", decision="argmax", lr_schedule="plateau",
         gan_size=128, gan_batch_size=32, gan_steps=10000, gan_checkpoint_every=1000,
         gan_target_count=1000, kid_samples=500,
         expert_epochs=30, expert_finetune_epochs=5,

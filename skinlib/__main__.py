@@ -1,0 +1,7 @@
+"""``python -m skinlib`` — see :mod:`skinlib.cli`."""
+
+import sys
+
+from skinlib.cli import main
+
+sys.exit(main())

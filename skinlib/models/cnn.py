@@ -1,0 +1,59 @@
+"""Baseline CNNs (notebook 02): the seed architecture and a global-average-pooling variant.
+
+Both are flat functional models taking RGB in [0, 255] (rescaling is the first layer), so
+Grad-CAM tools can reach every layer.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+ARCHS = ("seed", "gap")
+
+
+def _conv_block(x, filters: int, dropout: float, name: str, convs: int = 1):
+    """Conv -> BatchNorm -> ReLU (``convs`` times) -> MaxPool -> Dropout."""
+    for i in range(convs):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i + 1}")(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+        x = layers.ReLU(name=f"{name}_relu{i + 1}")(x)
+    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    return layers.Dropout(dropout, name=f"{name}_drop")(x)
+
+
+def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed",
+              dropout: float = 0.25, dense_units: int = 512, l2: float = 0.0) -> keras.Model:
+    """A baseline classifier.
+
+    Args:
+        image_size: (height, width) of the input images.
+        n_classes: number of output classes (softmax).
+        arch: ``seed`` — three blocks Conv(32/64/128)+BatchNorm+ReLU+MaxPool+Dropout, Flatten,
+            Dense 512+BatchNorm+Dropout, softmax (the seed work's baseline); ``gap`` — four
+            blocks of two convolutions (32/64/128/256), global average pooling, softmax: fewer
+            parameters and better on small images.
+        dropout: dropout after each block (the head uses twice this, at most 0.5).
+        dense_units: width of the seed head's dense layer.
+        l2: L2 weight decay on the dense layers.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch={arch!r}: use one of {ARCHS}")
+    reg = keras.regularizers.l2(l2) if l2 else None
+    inputs = keras.Input((*image_size, 3), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if arch == "seed":
+        for i, f in enumerate((32, 64, 128)):
+            x = _conv_block(x, f, dropout, f"block{i + 1}")
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(dense_units, use_bias=False, kernel_regularizer=reg, name="dense")(x)
+        x = layers.BatchNormalization(name="dense_bn")(x)
+        x = layers.ReLU(name="dense_relu")(x)
+    else:
+        for i, f in enumerate((32, 64, 128, 256)):
+            x = _conv_block(x, f, dropout if i < 3 else 0.0, f"block{i + 1}", convs=2)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(min(0.5, 2 * dropout), name="head_drop")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg,
+                           name="probs")(x)
+    return keras.Model(inputs, outputs, name=f"cnn_{arch}")

@@ -1,0 +1,122 @@
+"""The ``tf.data`` input pipeline every model uses.
+
+Decode and resize run in parallel; the decoded uint8 images are cached (in memory, or on disk
+with ``cache_file``) so later epochs skip the JPEG work; then shuffle, class balancing,
+batching, augmentation (training only, on whole batches) and prefetch. Models receive float32
+RGB in [0, 255]; their own first layer rescales.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+BALANCE_MODES = ("none", "weights", "resample")
+
+
+def decode_resize(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
+    """Read one JPEG/PNG file and resize it to ``image_size`` (height, width) as uint8 RGB."""
+    raw = tf.io.read_file(path)
+    img = tf.io.decode_image(raw, channels=3, expand_animations=False)
+    img.set_shape([None, None, 3])
+    img = tf.image.resize(img, image_size, method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
+
+
+def augmenter(seed: int = 0):
+    """The training augmentation of seed work as one Keras block: flips, rotation, zoom,
+    brightness and contrast, all on [0, 255] images."""
+    import keras
+
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
+        keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 3),
+        keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed + 4),
+    ], name="augment")
+
+
+def _check_frame(frame: pd.DataFrame, training: bool) -> None:
+    """Refuse frames the pipeline cannot or must not read."""
+    missing = {"path", "label"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"the frame lacks column(s) {sorted(missing)}: pass rows of a catalog")
+    if len(frame) == 0:
+        raise ValueError("the frame is empty: no images to read")
+    if not training and "synthetic" in frame.columns and frame["synthetic"].fillna(False).any():
+        n = int(frame["synthetic"].fillna(False).sum())
+        raise ValueError(f"{n} generated (GAN) image(s) in an evaluation frame: synthetic images "
+                         "may only be used for training")
+
+
+def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size: int,
+                 training: bool = False, augment: bool = True, balance: str = "none",
+                 n_classes: int | None = None, seed: int = 0, cache: bool = True,
+                 cache_file: str | None = None, with_labels: bool = True) -> tf.data.Dataset:
+    """A batched dataset of ``(images float32 [0,255], labels int32)`` for a catalog frame.
+
+    Args:
+        frame: catalog rows (``path``, ``label``); evaluation frames must not hold GAN images.
+        image_size: (height, width) the images are resized to.
+        training: shuffle, balance and augment; otherwise keep the frame's order.
+        augment: random flips/rotation/zoom/brightness/contrast (training only).
+        balance: ``resample`` draws every class equally often (an endless dataset: use
+            :func:`steps_per_epoch`); ``weights`` and ``none`` leave the data as is
+            (``weights`` is applied by ``fit`` through :func:`skinlib.train.class_weights`).
+        n_classes: number of classes (needed for ``resample``).
+        seed: shuffle and augmentation seed.
+        cache: keep decoded images in memory (or in ``cache_file``) after the first epoch.
+        with_labels: ``False`` yields images only (for ``predict``).
+    """
+    if balance not in BALANCE_MODES:
+        raise ValueError(f"balance={balance!r}: use one of {BALANCE_MODES}")
+    _check_frame(frame, training)
+    size = tuple(int(s) for s in image_size)
+    paths = frame["path"].astype(str).to_numpy()
+    labels = frame["label"].astype("int32").to_numpy()
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.map(lambda p, y: (decode_resize(p, size), y), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
+    if cache:
+        ds = ds.cache(cache_file or "")
+    if training:
+        if balance == "resample":
+            if not n_classes:
+                raise ValueError("balance='resample' needs n_classes")
+            present = sorted(set(labels.tolist()))
+            parts = [ds.filter(lambda x, y, c=c: tf.equal(y, c))
+                     .shuffle(max(1, int((labels == c).sum())), seed=seed + c).repeat()
+                     for c in present]
+            ds = tf.data.Dataset.sample_from_datasets(
+                parts, weights=[1.0 / len(present)] * len(present), seed=seed)
+        else:
+            ds = ds.shuffle(min(len(frame), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
+    if training and augment:
+        aug = augmenter(seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    if not with_labels:
+        ds = ds.map(lambda x, y: x)
+    return ds.prefetch(AUTOTUNE)
+
+
+def steps_per_epoch(frame: pd.DataFrame, batch_size: int) -> int:
+    """Batches per epoch for an endless (resampled) dataset: one pass over the frame's size."""
+    return max(1, math.ceil(len(frame) / batch_size))
+
+
+def load_array(frame: pd.DataFrame, image_size: tuple[int, int], batch_size: int = 256
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a frame's images into one uint8 array ``(n, h, w, 3)`` and its labels."""
+    ds = make_dataset(frame, image_size=image_size, batch_size=batch_size, cache=False)
+    xs, ys = [], []
+    for x, y in ds:
+        xs.append(x.numpy().astype(np.uint8))
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)

@@ -1,0 +1,176 @@
+"""Fit helpers shared by every model: seeds, device strategy, class weights, callbacks, resume.
+
+A training run named ``name`` keeps everything under the run folder: the model
+(``models/<name>.keras``), the best checkpoint, a ``BackupAndRestore`` folder that lets a killed
+run resume from its last finished epoch, the epoch log (``logs/<name>_history.csv``) and a
+record (``logs/<name>_train.json``) whose presence means "done": a re-run loads the model
+instead of training again unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TF ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def get_strategy():
+    """The ``tf.distribute`` strategy for this machine: TPU, several GPUs, or the default."""
+    import tensorflow as tf
+
+    try:  # Colab TPU runtimes expose a resolver; elsewhere this fails fast.
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def device_summary() -> str:
+    """One line naming the devices TensorFlow sees."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s)" if gpus else "CPU only (no GPU found: training is slow but works)"
+
+
+def class_weights(labels, n_classes: int) -> dict[int, float]:
+    """``balanced`` class weights n / (k * count_c) for the classes present in ``labels``."""
+    labels = np.asarray(labels).astype(int)
+    counts = np.bincount(labels, minlength=n_classes)
+    present = counts > 0
+    w = np.zeros(n_classes)
+    w[present] = len(labels) / (present.sum() * counts[present])
+    return {int(c): float(w[c]) for c in range(n_classes) if present[c]}
+
+
+def cosine_lr(base_lr: float, epochs: int, warmup: int = 1):
+    """Epoch -> learning rate: linear warm-up, then cosine decay to 1% of ``base_lr``."""
+    def schedule(epoch, lr=None):
+        if epoch < warmup:
+            return float(base_lr * (epoch + 1) / (warmup + 1))
+        t = (epoch - warmup) / max(1, epochs - warmup)
+        return float(base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))))
+    return schedule
+
+
+def paths(run, name: str) -> dict[str, Path]:
+    """Where a training run named ``name`` keeps its files."""
+    return {
+        "model": run.models / f"{name}.keras",
+        "best": run.models / f"{name}.best.keras",
+        "backup": run.models / f"{name}_backup",
+        "history": run.logs / f"{name}_history.csv",
+        "record": run.logs / f"{name}_train.json",
+    }
+
+
+def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epochs: int = 0,
+              learning_rate: float = 1e-3, monitor: str = "val_loss") -> list:
+    """Early stopping, LR schedule, best checkpoint, backup-and-restore and a CSV log."""
+    import keras
+
+    p = paths(run, name)
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(p["backup"])),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(p["best"]), monitor=monitor, save_best_only=True),
+        keras.callbacks.CSVLogger(str(p["history"]), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if schedule == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                                     patience=max(1, patience // 2), min_lr=1e-6))
+    elif schedule == "cosine":
+        cbs.append(keras.callbacks.LearningRateScheduler(cosine_lr(learning_rate, epochs)))
+    elif schedule != "none":
+        raise ValueError(f"schedule={schedule!r}: use plateau, cosine or none")
+    return cbs
+
+
+def is_done(run, name: str) -> bool:
+    """Whether a training run finished earlier (its model and record exist)."""
+    p = paths(run, name)
+    return p["model"].exists() and p["record"].exists()
+
+
+def load_done(run, name: str):
+    """The finished model and its training record."""
+    import keras
+
+    p = paths(run, name)
+    return keras.models.load_model(p["model"]), json.loads(p["record"].read_text())
+
+
+def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
+        learning_rate: float = 1e-3, class_weight: dict | None = None,
+        steps_per_epoch: int | None = None, schedule: str = "plateau", force: bool = False,
+        verbose: int = 2, compile: bool = True) -> tuple[object, dict]:
+    """Compile (unless told not to) and train a classifier, or load it if already done.
+
+    Returns:
+        ``(model, record)``; the record holds ``history`` (metric -> list), ``train_seconds``,
+        ``epochs_run``, ``resumed`` and ``loaded`` (True when nothing was trained).
+    """
+    import keras
+
+    p = paths(run, name)
+    if force:
+        for key in ("model", "best", "history", "record"):
+            p[key].unlink(missing_ok=True)
+        shutil.rmtree(p["backup"], ignore_errors=True)
+    elif is_done(run, name):
+        model, record = load_done(run, name)
+        record["loaded"] = True
+        return model, record
+    resumed = p["backup"].exists()
+    if not resumed:
+        p["history"].unlink(missing_ok=True)
+    if compile:
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              shuffle=False,
+              class_weight=class_weight, verbose=verbose,
+              callbacks=callbacks(run, name, patience=patience, schedule=schedule,
+                                  epochs=epochs, learning_rate=learning_rate))
+    seconds = time.perf_counter() - start
+    if p["best"].exists():  # the best epoch by validation loss, whatever stopped training
+        model.set_weights(keras.models.load_model(p["best"]).get_weights())
+    model.save(p["model"])
+    history = pd.read_csv(p["history"]).to_dict(orient="list") if p["history"].exists() else {}
+    record = {"name": name, "history": history, "train_seconds": round(seconds, 2),
+              "epochs_run": len(history.get("epoch", [])), "resumed": resumed, "loaded": False}
+    p["record"].write_text(json.dumps(record, indent=2) + "\n")
+    return model, record
+
+
+def predict_probs(model, frame: pd.DataFrame, image_size, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for every row of a catalog frame, in the frame's order."""
+    from skinlib.pipeline import make_dataset
+
+    ds = make_dataset(frame, image_size=image_size, batch_size=batch_size, cache=False,
+                      with_labels=False)
+    return np.asarray(model.predict(ds, verbose=0), dtype=np.float64)
