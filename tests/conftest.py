@@ -23,3 +23,28 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "ham10000_metadata" / "HAM10000_metadata.csv").exists():
         pytest.skip(f"real data not found at {SHARED_DATA} (see shared/data/SOURCES.md)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """Every notebook of the series run once, headless, with the ``smoke`` profile.
+
+    Returns the :class:`skinlib.runner.RunResult`; a notebook test asserts on the JSON its
+    notebook wrote under ``result.run_dir / "metrics"``. Set ``SKINLIB_SMOKE_ONLY=02,03`` to run
+    a subset while developing.
+    """
+    import os
+
+    from skinlib.runner import run_series
+
+    out = tmp_path_factory.mktemp("smoke_run")
+    only = os.environ.get("SKINLIB_SMOKE_ONLY") or None
+    return run_series("smoke", out=out, only=only, progress=False, timeout=600)
+
+
+def notebook_ok(result, name: str) -> None:
+    """Fail with the runner's message if the series stopped at or before ``name``."""
+    from skinlib.runner import NOTEBOOKS
+
+    if result.failed and NOTEBOOKS.index(result.failed) <= NOTEBOOKS.index(name):
+        pytest.fail(result.message)
