@@ -750,8 +750,11 @@ def make_synthetic(root, n_images: int = 420, seed: int = 42) -> Path:
         if same and n_found == n_images and (root / info.HAM10000["metadata_csv"]).exists():
             return root
         marker.unlink()
-    for k in (1, 2):
-        shutil.rmtree(root / f"HAM10000_images_part_{k}", ignore_errors=True)
+        for k in (1, 2):  # an older synthetic set of ours: replace it
+            shutil.rmtree(root / f"HAM10000_images_part_{k}", ignore_errors=True)
+    elif (root / info.HAM10000["metadata_csv"]).exists() or any(root.glob("*/ISIC_*")):
+        raise DataError(f"{root} already holds data that make_synthetic did not write (no "
+                        f"{SYNTHETIC_MARKER}): pass an empty or new folder")
     classes = info.classes("ham10000")
     major = classes.index("nv") if "nv" in classes else 0
     counts = _synthetic_counts(int(n_images), len(classes), major)

@@ -237,3 +237,10 @@ def test_real_isic2019(shared_data):
     labels = data.load_isic2019_labels(shared_data)
     assert len(labels) == 25331
     assert labels["dx"].value_counts()["nv"] == 12875
+
+
+def test_synthetic_refuses_foreign_folder(tmp_path):
+    (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n")
+    with pytest.raises(data.DataError, match="did not write"):
+        data.make_synthetic(tmp_path, n_images=60)
+    assert (tmp_path / "HAM10000_metadata.csv").exists()
