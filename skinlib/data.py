@@ -179,6 +179,28 @@ def check_dataset(path, *, dataset: str = "ham10000") -> dict:
     }
 
 
+def format_report(check: dict, max_problems: int = 30) -> str:
+    """Readable text of a :func:`check_dataset` dict (what ``data check`` prints)."""
+    lines = [f"{check['path']} ({check['dataset']}): {check['n_images']} usable images, "
+             f"{check['n_lesions']} lesions, {check['duplicates']} duplicates dropped, "
+             f"{check['converted']} to convert"]
+    lines += [f"  {dx:6s} {n:6d}" for dx, n in check["classes"].items()]
+    problems = check["problems"]
+    if problems:
+        kinds = Counter((p["kind"], p["action"], p["fatal"]) for p in problems)
+        lines.append(f"{len(problems)} problem(s):")
+        lines += [f"  {n:6d} {kind} ({action}{', fatal' if fatal else ''})"
+                  for (kind, action, fatal), n in kinds.most_common()]
+        shown = sorted(problems, key=lambda p: not p["fatal"])[:max_problems]
+        lines += [f"  {'FATAL' if p['fatal'] else 'note '} {p['path']}: {p['problem']}"
+                  for p in shown]
+        if len(problems) > len(shown):
+            lines.append(f"  ... and {len(problems) - len(shown)} more (use --json for all)")
+    lines.append("OK: ready for training" if check["ok"]
+                 else "NOT OK: fix the FATAL problems above before training")
+    return "\n".join(lines)
+
+
 def load_isic2019_labels(root) -> pd.DataFrame:
     """ISIC 2019 labels and metadata from its two CSVs alone (no images needed).
 

@@ -244,3 +244,9 @@ def test_synthetic_refuses_foreign_folder(tmp_path):
     with pytest.raises(data.DataError, match="did not write"):
         data.make_synthetic(tmp_path, n_images=60)
     assert (tmp_path / "HAM10000_metadata.csv").exists()
+
+
+def test_format_report_names_problems(tmp_path):
+    (tmp_path / "empty").mkdir()
+    text = data.format_report(data.check_dataset(tmp_path / "empty"))
+    assert "no metadata CSV found" in text and text.endswith("before training")
