@@ -1,0 +1,141 @@
+"""The results table of the series (notebook 08): every model's metrics JSON of a run in one
+table, written as ``metrics/summary.csv`` and ``metrics/summary.md``.
+
+Only model metrics take part: a JSON without ``balanced_accuracy`` (``01_eda.json``) is not a
+model, and notebook 08's own files (``08_*.json``, e.g. the leakage experiment, whose models are
+tested on other splits) are kept out so every row is scored on the same lesion-grouped test split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from skinlib.metrics import load_metrics
+
+# Notebooks of the series that write at least one model's metrics JSON.
+MODEL_NOTEBOOKS = ("02_baseline_cnn", "04_gan_augmented_cnn", "05_class_experts_kfold_bma",
+                   "06_resnet50_transfer")
+# (column name, metrics key) of the summary table, in reading order.
+TABLE_METRICS = (
+    ("balanced accuracy", "balanced_accuracy"),
+    ("macro AUC", "macro_auc"),
+    ("accuracy", "accuracy"),
+    ("macro F1", "macro_f1"),
+    ("mel sens. @ 80% spec.", "mel_sensitivity_at_spec80"),
+    ("ECE", "ece"),
+)
+
+
+def _is_model(d: dict) -> bool:
+    """True for a metrics dict of a model scored on the shared test split."""
+    return d.get("balanced_accuracy") is not None and not Path(d.get("source", "")).name.startswith("08_")
+
+
+def collect(run_or_dir) -> dict[str, dict]:
+    """Every model metrics dict of a run, keyed by model name (in file-name order).
+
+    Args:
+        run_or_dir: a ``RunDir``, a run folder or its ``metrics/`` folder.
+
+    Raises:
+        FileNotFoundError: the run folder has no ``metrics/`` folder.
+    """
+    out = {}
+    for d in load_metrics(run_or_dir):
+        if not _is_model(d):
+            continue
+        name = str(d.get("model") or Path(d["source"]).stem)
+        if name in out:  # two files name the same model: keep both, told apart by file
+            name = f"{name} ({Path(d['source']).stem})"
+        out[name] = d
+    return out
+
+
+def missing_notebooks(results: dict[str, dict]) -> list[str]:
+    """Model notebooks of the series with no metrics JSON among ``results``."""
+    stems = {Path(d.get("source", "")).stem for d in results.values()}
+    return [nb for nb in MODEL_NOTEBOOKS if not any(s.startswith(nb[:3]) for s in stems)]
+
+
+def _size(d: dict) -> str:
+    """``image_size`` as ``HxW`` (or empty)."""
+    size = d.get("image_size")
+    if isinstance(size, list | tuple) and size:
+        return "x".join(str(int(v)) for v in size)
+    return "" if size is None else str(size)
+
+
+def summary_table(results: dict[str, dict]) -> pd.DataFrame:
+    """One row per model: notebook, image size, training time, decision rule and each metric
+    with its bootstrap 95% CI (columns ``<metric>``, ``<metric> lo``, ``<metric> hi``)."""
+    if not results:
+        raise ValueError("no model metrics to tabulate: run notebook 02 (or a later model "
+                         "notebook) into this run folder first")
+    rows = []
+    for name, d in results.items():
+        row = {"model": name, "notebook": Path(d.get("source", "")).stem[:2],
+               "image size": _size(d), "train s": d.get("train_seconds"),
+               "n train": d.get("n_train"), "decision": d.get("decision", "argmax")}
+        ci = d.get("ci95") or {}
+        for col, key in TABLE_METRICS:
+            lo, hi = (ci.get(key) or [None, None])[:2]
+            row.update({col: d.get(key), f"{col} lo": lo, f"{col} hi": hi})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    numeric = [c for c in table.columns if c not in ("model", "notebook", "image size", "decision")]
+    table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
+    return table
+
+
+def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The summary table for reading: each metric as ``value (lo-hi)``."""
+    out = table[["model", "notebook", "image size", "train s", "decision"]].copy()
+    out["train s"] = [("" if pd.isna(v) else f"{v:.0f}") for v in table["train s"]]
+    for col, _ in TABLE_METRICS:
+        cells = []
+        for v, lo, hi in zip(table[col], table[f"{col} lo"], table[f"{col} hi"]):
+            if pd.isna(v):
+                cells.append("n/a")
+            elif pd.isna(lo) or pd.isna(hi):
+                cells.append(f"{v:.{digits}f}")
+            else:
+                cells.append(f"{v:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})")
+        out[col] = cells
+    return out
+
+
+def to_markdown(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table of a DataFrame (cells as text, ``|`` escaped)."""
+    def cell(v) -> str:
+        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
+             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(table: pd.DataFrame, run) -> tuple[Path, Path]:
+    """Write ``metrics/summary.csv`` (numbers) and ``metrics/summary.md`` (formatted table).
+
+    Args:
+        table: :func:`summary_table` output.
+        run: the ``RunDir`` to write into.
+    """
+    folder = Path(run.metrics)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = folder / "summary.csv", folder / "summary.md"
+    table.to_csv(csv_path, index=False, float_format="%.4f", lineterminator="\n")
+    md_path.write_text(to_markdown(formatted(table)))
+    return csv_path, md_path
+
+
+def display_names(results: dict[str, dict]) -> dict[str, dict]:
+    """Short display names (model names without the notebook prefix where unique) -> dict."""
+    short = {name: (name[3:] if name[:2].isdigit() and name[2:3] == "_" else name) for name in results}
+    if len(set(short.values())) < len(short):
+        return dict(results)
+    return {short[name]: d for name, d in results.items()}
