@@ -49,8 +49,10 @@ class Profile:
     gan_steps: int = 10000
     gan_checkpoint_every: int = 1000
     gan_diffaugment: bool = True
+    gan_filters: int = 256  # widest layer of the generator and the discriminator
     gan_target_count: int = 1000  # training images per minority class after adding GAN images
     kid_samples: int = 500
+    kid_features: str = "auto"  # auto (InceptionV3 if loadable, else 02 CNN) | inception | baseline
     # --- class experts + K-fold BMA (notebook 05) -------------------------------------
     expert_epochs: int = 30
     expert_finetune_epochs: int = 5
@@ -101,7 +103,7 @@ _BASE = {
         image_size=(24, 32), batch_size=32, epochs=4, patience=2, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
-        gan_target_count=60, kid_samples=48,
+        gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
         expert_epochs=2, expert_finetune_epochs=1,
         transfer_size=(32, 32), transfer_weights=None,
         transfer_epochs_stage1=1, transfer_epochs_stage2=1,
@@ -112,7 +114,7 @@ _BASE = {
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         gan_size=64, gan_batch_size=32, gan_steps=1500, gan_checkpoint_every=250,
-        gan_target_count=500, kid_samples=200,
+        gan_target_count=500, kid_samples=200, gan_filters=128,
         expert_epochs=12, expert_finetune_epochs=2,
         transfer_size=(64, 64), transfer_weights="imagenet",
         transfer_epochs_stage1=4, transfer_epochs_stage2=6,

@@ -506,3 +506,51 @@ def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None)
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def fold_curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...] = (
+        "val_loss", "val_accuracy"), stage_boundaries: dict[str, int | None] | None = None
+                ) -> Figure:
+    """One panel per metric, one line per fold (K-fold training); a dotted line marks where a
+    fold's second training stage starts.
+
+    Args:
+        histories: fold name -> epoch log (CSVLogger frame or History dict).
+        metrics: columns to draw.
+        stage_boundaries: fold name -> last epoch of stage 1 (``None``: one stage).
+    """
+    if not histories:
+        raise ValueError("histories is empty: pass {fold name: history}")
+    fig, axes = _figure(1, len(metrics), figsize=(4.5 * len(metrics), 3.3))
+    for i, (name, hist) in enumerate(histories.items()):
+        frame = pd.DataFrame(dict(hist)) if isinstance(hist, dict) else pd.DataFrame(hist)
+        color = mpl.colormaps["tab10"](i % 10)
+        epochs = np.arange(1, len(frame) + 1)
+        boundary = (stage_boundaries or {}).get(name)
+        for ax, metric in zip(axes[0], metrics):
+            if metric not in frame:
+                continue
+            ax.plot(epochs, frame[metric], marker="o", ms=3, color=color, label=name)
+            if boundary is not None:
+                ax.axvline(boundary + 1.5, color=color, ls=":", lw=1)
+    for ax, metric in zip(axes[0], metrics):
+        ax.set_xlabel("epoch")
+        ax.set_title(metric.replace("_", " "))
+        ax.legend(fontsize=8, frameon=False)
+    return fig
+
+
+def gan_losses(losses: dict[str, pd.DataFrame]) -> Figure:
+    """One panel per class: discriminator and generator loss against training step."""
+    if not losses:
+        raise ValueError("gan_losses got no classes: pass {dx: losses DataFrame}")
+    fig, axes = _figure(1, len(losses), figsize=(3.2 * len(losses), 3), sharey=True)
+    for ax, (dx, df) in zip(axes[0], losses.items()):
+        _need(df, "step", "d_loss", "g_loss")
+        ax.plot(df["step"], df["d_loss"], marker=".", color=_color(dx), label="discriminator")
+        ax.plot(df["step"], df["g_loss"], marker=".", color=_GREY, ls="--", label="generator")
+        ax.set_title(dx, color=_color(dx))
+        ax.set_xlabel("step")
+    axes[0, 0].set_ylabel("loss")
+    axes[0, 0].legend(fontsize=8, frameon=False)
+    return fig
