@@ -83,6 +83,8 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
     names = select(only)
     run = RunDir(out or default_run_dir(profile)).ensure()
     nb_dir = project_root() / "notebooks"
+    if data and data not in ("auto", "synthetic", "kaggle"):
+        data = str(Path(data).expanduser().resolve())  # notebooks run with cwd=notebooks/
     params = {"profile": profile, "data": data or "auto", "run_dir": str(run.root),
               "overrides": dict(overrides or {}), "force": bool(force)}
     times_path = run.logs / "run_times.json"

@@ -1,0 +1,43 @@
+"""Profiles: one place for every knob, overridable from notebooks and the CLI."""
+
+import pytest
+
+from skinlib.config import PROFILES, get_profile
+from skinlib.runner import parse_sets
+
+
+def test_profiles_scale_up():
+    smoke, quick, full = (get_profile(p) for p in PROFILES)
+    assert smoke.data == "synthetic" and quick.data == "auto" and full.data == "auto"
+    assert smoke.image_size[1] < quick.image_size[1] < full.image_size[1]
+    assert (smoke.gan_size, quick.gan_size, full.gan_size) == (32, 64, 128)
+    assert full.transfer_size == (224, 224) and smoke.transfer_weights is None
+    assert smoke.epochs < quick.epochs < full.epochs
+    assert (smoke.k_folds, quick.k_folds, full.k_folds) == (2, 3, 5)
+
+
+def test_overrides_keep_types_and_ignore_none():
+    p = get_profile("smoke", epochs=None, **parse_sets(["batch_size=8", "augment=false",
+                                                        "image_size=48x64", "learning_rate=0.01"]))
+    assert p.epochs == get_profile("smoke").epochs
+    assert p.batch_size == 8 and p.augment is False
+    assert p.image_size == (48, 64) and p.learning_rate == 0.01
+
+
+def test_env_profile(monkeypatch):
+    monkeypatch.setenv("SKINLIB_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"name": "huge"}, "unknown profile"),
+    ({"epochz": 3}, "unknown profile field"),
+])
+def test_bad_profile_names_the_value(bad, message):
+    with pytest.raises(ValueError, match=message):
+        get_profile(bad.pop("name", "smoke"), **bad)
+
+
+def test_bad_set_syntax():
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_sets(["epochs"])

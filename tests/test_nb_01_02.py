@@ -1,0 +1,55 @@
+"""Notebooks 01 and 02 run headless in the smoke profile and write well-formed results."""
+
+import json
+
+import nbformat
+import pytest
+from conftest import notebook_ok
+
+from skinlib.rundir import project_root
+from skinlib.runner import NOTEBOOKS
+
+CONTRACT_KEYS = {"accuracy", "balanced_accuracy", "balanced_accuracy_argmax", "decision",
+                 "macro_f1", "macro_auc", "per_class", "confusion_matrix", "classes", "ece",
+                 "mel_sensitivity_at_spec80", "ci95", "model", "profile", "data", "split",
+                 "image_size", "n_train", "n_test", "train_seconds"}
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebooks_are_clean_and_parameterised(name):
+    path = project_root() / "notebooks" / f"{name}.ipynb"
+    if not path.exists():
+        pytest.skip(f"{path.name} is not written yet")
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in code)
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1, "exactly one cell must be tagged `parameters`"
+    for name_ in ("profile", "data", "run_dir", "overrides", "force"):
+        assert f"{name_} =" in params[0].source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_eda_notebook(smoke_run):
+    notebook_ok(smoke_run, "01_eda")
+    facts = json.loads((smoke_run.run_dir / "metrics" / "01_eda.json").read_text())
+    assert facts["n_images"] == sum(facts["classes"].values()) > 0
+    assert len(facts["classes"]) == 7 and facts["n_lesions"] <= facts["n_images"]
+    figs = {p.name for p in (smoke_run.run_dir / "figures").glob("01_*.png")}
+    assert {"01_class_counts.png", "01_examples.png", "01_age_by_dx.png"} <= figs
+
+
+def test_baseline_notebook(smoke_run):
+    notebook_ok(smoke_run, "02_baseline_cnn")
+    run = smoke_run.run_dir
+    m = json.loads((run / "metrics" / "02_baseline_cnn.json").read_text())
+    assert CONTRACT_KEYS <= set(m)
+    assert m["profile"] == "smoke" and m["decision"] == "prior_corrected"
+    assert 0 <= m["balanced_accuracy"] <= 1 and 0 <= m["macro_auc"] <= 1
+    lo, hi = m["ci95"]["balanced_accuracy"]
+    assert lo <= m["balanced_accuracy"] <= hi
+    assert m["n_test"] == sum(sum(r) for r in m["confusion_matrix"])
+    assert (run / "models" / "02_baseline_cnn.keras").exists()
+    assert (run / "splits.csv").exists()
+    # The synthetic classes are learnable: the smoke model must beat chance (1/7).
+    assert m["macro_auc"] > 0.6

@@ -1,0 +1,108 @@
+"""Training helpers: class weights, resume after a kill, "done" runs are not retrained."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from skinlib import train
+from skinlib.rundir import RunDir
+
+SCRIPT = textwrap.dedent("""
+    import sys, time
+    import numpy as np, keras, tensorflow as tf
+    from skinlib import train
+    from skinlib.models.cnn import build_cnn
+    from skinlib.rundir import RunDir
+
+    run = RunDir(sys.argv[1]).ensure()
+    epochs, pause = int(sys.argv[2]), float(sys.argv[3])
+    train.set_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (64, 16, 16, 3)).astype("float32"); y = rng.integers(0, 3, 64)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    slow = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: time.sleep(pause))
+    model = build_cnn((16, 16), 3, arch="gap")
+    orig = train.callbacks
+    train.callbacks = lambda *a, **k: orig(*a, **k) + [slow]
+    model, rec = train.fit(model, ds, ds, run=run, name="tiny", epochs=epochs, patience=99,
+                           schedule="none", verbose=0)
+    print("RECORD", rec["epochs_run"], rec["resumed"], rec["loaded"])
+""")
+
+
+def _run(tmp_path, epochs, pause, **kw):
+    script = tmp_path / "fit_tiny.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(epochs),
+                             str(pause)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env, **kw)
+
+
+def test_class_weights_balanced():
+    w = train.class_weights([0, 0, 0, 1, 2, 2], 4)
+    assert w == pytest.approx({0: 6 / 9, 1: 2.0, 2: 1.0})
+    assert 3 not in w  # absent class gets no weight instead of a division by zero
+
+
+def test_cosine_schedule_warms_up_then_decays():
+    f = train.cosine_lr(1e-3, epochs=10, warmup=1)
+    lrs = [f(e) for e in range(10)]
+    assert lrs[0] < lrs[1] and lrs[1] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 2e-4
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_epoch(tmp_path):
+    proc = _run(tmp_path, epochs=8, pause=1.5)
+    history = tmp_path / "run" / "logs" / "tiny_history.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until at least 2 epochs are logged, then kill
+        if history.exists() and len(history.read_text().strip().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the training subprocess logged no epoch in 120 s: " + proc.stdout.read())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "run" / "logs" / "tiny_train.json").exists()  # not "done"
+    done_before = len(history.read_text().strip().splitlines()) - 1
+    out = _run(tmp_path, epochs=8, pause=0).communicate(timeout=300)[0]
+    line = [ln for ln in out.splitlines() if ln.startswith("RECORD")]
+    assert line, out
+    _, epochs_run, resumed, loaded = line[0].split()
+    assert resumed == "True" and loaded == "False"
+    epochs_logged = [int(r.split(",")[0]) for r in history.read_text().splitlines()[1:]]
+    assert epochs_logged[-1] == 7 and len(set(epochs_logged)) == 8
+    assert len(epochs_logged) - done_before < 8  # it did not start again from epoch 0
+
+
+def test_done_run_is_loaded_and_force_retrains(tmp_path):
+    import tensorflow as tf
+
+    from skinlib.models.cnn import build_cnn
+
+    run = RunDir(tmp_path).ensure()
+    rng = np.random.default_rng(0)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 2, 32))).batch(16)
+    m1, r1 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
+                       patience=5, verbose=0)
+    assert not r1["loaded"] and r1["epochs_run"] == 2
+    assert json.loads((run.logs / "m_train.json").read_text())["epochs_run"] == 2
+    m2, r2 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
+                       patience=5, verbose=0)
+    assert r2["loaded"]
+    x = next(iter(ds))[0]
+    np.testing.assert_allclose(m1.predict(x, verbose=0), m2.predict(x, verbose=0), atol=1e-5)
+    _, r3 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=1,
+                      patience=5, verbose=0, force=True)
+    assert not r3["loaded"] and r3["epochs_run"] == 1
