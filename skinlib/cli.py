@@ -98,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Exception as err:
-        if type(err).__name__ in ("DataError", "SplitError", "MissingArtifactError",
-                                  "ModelFileError", "WeightsError"):
+        if type(err).__module__.startswith("skinlib."):  # our own errors carry the way out
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise

@@ -1,0 +1,74 @@
+"""The command line: run (papermill), data check, and their failure messages."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from skinlib import cli, runner
+from skinlib.rundir import RunDir
+
+
+def test_select_notebooks():
+    assert runner.select("02,1") == ["01_eda", "02_baseline_cnn"]
+    assert runner.select(None) == list(runner.NOTEBOOKS)
+    with pytest.raises(ValueError, match="names no notebook"):
+        runner.select("09")
+
+
+def test_failure_names_notebook_cell_and_error(tmp_path, monkeypatch):
+    """A notebook that raises stops the series with notebook, cell, error and executed copy."""
+    import nbformat
+
+    nb_dir = tmp_path / "proj" / "notebooks"
+    nb_dir.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("profile = 'x'\ndata = None\nrun_dir = None\n"
+                                       "overrides = {}\nforce = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise ValueError('planted failure')")]
+    for name in ("01_eda", "02_baseline_cnn"):
+        nbformat.write(nb, nb_dir / f"{name}.ipynb")
+    monkeypatch.setattr(runner, "project_root", lambda: tmp_path / "proj")
+    res = runner.run_series("smoke", only="01,02", out=tmp_path / "run", progress=False)
+    assert res.failed == "01_eda"
+    assert "01_eda" in res.message and "ValueError: planted failure" in res.message
+    assert "cell [" in res.message and str(tmp_path / "run" / "notebooks") in res.message
+    assert "02_baseline_cnn" not in res.seconds  # the series stopped
+
+
+def test_run_dir_paths_stay_inside(tmp_path):
+    run = RunDir(tmp_path / "r").ensure()
+    assert run.inside("models", "a.keras").parent == run.models
+    for bad in ("../escape.json", "/etc/passwd", "models/../../x"):
+        with pytest.raises(ValueError, match="leave the run folder"):
+            run.inside(bad)
+
+
+def test_data_check_cli_json(synthetic_root, capsys):
+    code = cli.main(["data", "check", str(synthetic_root), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["ok"]
+    assert {"n_images", "n_lesions", "classes", "duplicates", "problems"} <= set(out)
+    assert out["n_images"] == sum(out["classes"].values()) == 420
+
+
+def test_data_check_cli_missing_folder(tmp_path, capsys):
+    code = cli.main(["data", "check", str(tmp_path / "nope")])
+    err = capsys.readouterr()
+    assert code != 0 and "nope" in (err.out + err.err)
+
+
+@pytest.mark.realdata
+def test_data_check_real_data(shared_data):
+    """The acceptance check of issue 3: exit 0 with the real counts (ISIC/HMNIST CSVs beside)."""
+    proc = subprocess.run([sys.executable, "-m", "skinlib", "data", "check", str(shared_data),
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["n_images"] == 10015 and out["n_lesions"] == 7470
+    assert out["classes"] == {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514,
+                              "akiec": 327, "vasc": 142, "df": 115}
