@@ -147,6 +147,10 @@ def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val
                                     learning_rate=p.learning_rate * finetune_lr_factor, **common)
             records.append(rec2)
         history, boundary = _fold_history(records)
+        parts = [held, session.frame("test")] + ([session.frame("val")] if holdout == "val" else [])
+        probs = train.predict_probs(model, pd.concat(parts, ignore_index=True), size)
+        cut = np.cumsum([len(f) for f in parts])[:-1]
+        oof, test, *val = np.split(probs, cut)
         results.append({
             "fold": k, "name": name, "n_train": len(tr), "n_heldout": len(held),
             "train_seconds": float(sum(r["train_seconds"] for r in records)),
@@ -154,10 +158,7 @@ def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val
             "loaded": all(r["loaded"] for r in records),
             "history": history, "stage_boundary": boundary,
             "heldout": held[["image_id", "label"]].reset_index(drop=True),
-            "oof": train.predict_probs(model, held, size),
-            "val": (train.predict_probs(model, session.frame("val"), size)
-                    if holdout == "val" else None),
-            "test": train.predict_probs(model, session.frame("test"), size),
+            "oof": oof, "val": val[0] if val else None, "test": test,
         })
     return results
 
@@ -310,3 +311,12 @@ def compare_to(session, probs_b, others: dict[str, np.ndarray]) -> dict[str, dic
                                     seed=session.profile.seed)
         out[name]["decision"] = d
     return out
+
+
+def save_test_probs(session, name: str, probs) -> "object":
+    """Save test probabilities as ``models/<name>_test_probs.npz`` (the layout
+    :func:`skinlib.evaluation.load_test_probs` reads, for paired comparisons later)."""
+    path = session.run.models / f"{name}_test_probs.npz"
+    np.savez(path, image_id=session.frame("test")["image_id"].to_numpy().astype(str),
+             probs=np.asarray(probs, dtype=np.float64))
+    return path

@@ -53,7 +53,7 @@ def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds:
     if write:
         metrics.write_metrics(session.run.metrics / f"{filename or name}.json", out)
         np.savez(session.run.models / f"{name}_test_probs.npz",
-                 image_id=test["image_id"].to_numpy(), probs=np.asarray(probs_test))
+                 image_id=test["image_id"].to_numpy().astype(str), probs=np.asarray(probs_test))
     return out
 
 
