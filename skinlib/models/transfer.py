@@ -1,0 +1,255 @@
+"""ResNet50 transfer learning in two stages (notebook 06).
+
+The model is one flat functional graph: raw RGB in [0, 255] -> ``resnet50.preprocess_input``
+(RGB -> BGR and the ImageNet channel means, written as a fixed ``Dense`` on the channel axis so
+``keras.models.load_model`` reads it in safe mode without skinlib) -> the ResNet50 layers ->
+GlobalAveragePooling -> BatchNorm -> Dense 256 ReLU -> Dropout 0.4 -> softmax. Flat, so
+Grad-CAM tools reach ``conv5_block3_out`` directly.
+
+Stage 1 trains the head on a frozen base (Adam 1e-3); stage 2 unfreezes the base from layer
+``unfreeze_from`` on (Adam 1e-5) with every BatchNormalization layer kept frozen, i.e. in
+inference mode, so the small batches of fine-tuning do not wreck the ImageNet statistics.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+WEIGHTS_ENV = "SKINLIB_RESNET50_WEIGHTS"
+NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+FIRST_BASE_LAYER = "conv1_pad"
+LAST_BASE_LAYER = "conv5_block3_out"
+
+
+class WeightsError(RuntimeError):
+    """The requested ResNet50 weights cannot be found or downloaded."""
+
+
+def resolve_weights(value=None, overrides: dict | None = None):
+    """The weights to build with: ``"imagenet"``, ``None`` or an existing file path.
+
+    Args:
+        value: the profile's ``transfer_weights`` (``"imagenet"``, ``None``, ``"none"`` or a
+            path). ``$SKINLIB_RESNET50_WEIGHTS`` (a file) replaces ``"imagenet"``.
+        overrides: a notebook's overrides; ``{"transfer_weights": None}`` (what
+            ``--set transfer_weights=none`` gives) means no pretrained weights, because the
+            profile itself ignores ``None`` overrides.
+    """
+    if overrides and "transfer_weights" in overrides:
+        value = overrides["transfer_weights"]
+    if value is None or str(value).strip().lower() in ("", "none", "null", "random"):
+        return None
+    value = str(value).strip()
+    if value == "imagenet":
+        env = os.environ.get(WEIGHTS_ENV)
+        return _existing(env, f"${WEIGHTS_ENV}") if env else "imagenet"
+    return _existing(value, "transfer_weights")
+
+
+def _existing(path: str, what: str) -> str:
+    """``path`` if it is a file, else a WeightsError naming it."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise WeightsError(f"{what}={path!r}: no such weights file; pass the path of "
+                           f"{NOTOP_FILE} (or a .weights.h5 of ResNet50 without top), or "
+                           "transfer_weights=None to train from scratch")
+    return str(p)
+
+
+def _imagenet_cached() -> bool:
+    """Whether Keras already has the ImageNet no-top weights in its cache."""
+    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return (home / "models" / NOTOP_FILE).is_file()
+
+
+def _can_download(timeout: float = 3.0) -> bool:
+    """Whether the Keras weights server answers within ``timeout`` seconds."""
+    try:
+        with socket.create_connection(("storage.googleapis.com", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _no_imagenet_message() -> str:
+    return (f"ImageNet weights for ResNet50 cannot be downloaded here (no internet) and are "
+            f"not in the Keras cache: download {NOTOP_FILE} elsewhere and pass its path with "
+            f"--set transfer_weights=PATH or ${WEIGHTS_ENV}=PATH, or use "
+            "--set transfer_weights=none to train from scratch")
+
+
+@contextmanager
+def _policy(mixed: bool):
+    """Build layers under ``mixed_float16`` (GPU only) and restore the previous policy."""
+    import keras
+
+    before = keras.mixed_precision.dtype_policy()
+    if mixed:
+        keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy(before)
+
+
+def _load_base_weights(model, weights: str, image_size) -> None:
+    """Copy ImageNet (or file) weights into the flat model's ResNet50 layers, by name."""
+    import keras
+
+    if weights == "imagenet" and not _imagenet_cached() and not _can_download():
+        raise WeightsError(_no_imagenet_message())
+    try:
+        ref = keras.applications.ResNet50(include_top=False, weights=weights,
+                                          input_shape=(*image_size, 3))
+    except WeightsError:
+        raise
+    except Exception as err:  # Keras raises a bare Exception on URL failures
+        if weights == "imagenet":
+            raise WeightsError(_no_imagenet_message()) from None
+        raise WeightsError(f"cannot load ResNet50 weights from {weights}: {err}; pass a "
+                           f"{NOTOP_FILE}-style file or transfer_weights=None") from None
+    for layer in ref.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+
+
+def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imagenet",
+                   mixed_precision: bool | None = None, dropout: float = 0.4,
+                   dense_units: int = 256):
+    """ResNet50 with preprocessing inside and the seed work's head, frozen for stage 1.
+
+    Args:
+        image_size: (height, width); ResNet50 needs at least 32 px on each side.
+        n_classes: softmax outputs.
+        weights: ``"imagenet"``, ``None`` or a weights file (see :func:`resolve_weights`).
+        mixed_precision: compute in float16 (default: only when a GPU is visible); the output
+            layer stays float32.
+        dropout, dense_units: the head.
+
+    Returns:
+        A functional model named ``resnet50_transfer`` with the base frozen.
+
+    Raises:
+        WeightsError: ImageNet weights unavailable (one line saying what to pass instead).
+    """
+    import keras
+    import tensorflow as tf
+    from keras import layers
+
+    if min(image_size) < 32:
+        raise ValueError(f"image_size={tuple(image_size)}: ResNet50 needs at least 32x32")
+    if mixed_precision is None:
+        mixed_precision = bool(tf.config.list_physical_devices("GPU"))
+    if weights not in (None, "imagenet"):
+        weights = _existing(str(weights), "weights")
+    with _policy(mixed_precision):
+        inputs = keras.Input((*image_size, 3), name="image")
+        pre = layers.Dense(3, trainable=False, dtype="float32", name="resnet50_preprocess")
+        x = pre(inputs)
+        perm = np.eye(3, dtype="float32")[:, ::-1]  # RGB -> BGR
+        pre.set_weights([perm, -np.asarray(IMAGENET_BGR_MEAN, dtype="float32")])
+        base = keras.applications.ResNet50(include_top=False, weights=None, input_tensor=x)
+        h = layers.GlobalAveragePooling2D(name="head_gap")(base.output)
+        h = layers.BatchNormalization(name="head_bn")(h)
+        h = layers.Dense(dense_units, activation="relu", name="head_dense")(h)
+        h = layers.Dropout(dropout, name="head_drop")(h)
+        outputs = layers.Dense(n_classes, activation="softmax", dtype="float32",
+                               name="probs")(h)
+        model = keras.Model(inputs, outputs, name="resnet50_transfer")
+    if weights is not None:
+        _load_base_weights(model, weights, image_size)
+    set_stage(model, 1)
+    return model
+
+
+def base_layers(model) -> list:
+    """The ResNet50 layers of a transfer model, from ``conv1_pad`` to ``conv5_block3_out``."""
+    names = [layer.name for layer in model.layers]
+    try:
+        first, last = names.index(FIRST_BASE_LAYER), names.index(LAST_BASE_LAYER)
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no ResNet50 base ({FIRST_BASE_LAYER} .. "
+                         f"{LAST_BASE_LAYER}): build it with build_resnet50") from None
+    return model.layers[first:last + 1]
+
+
+def set_stage(model, stage: int, unfreeze_from: int = 100) -> None:
+    """Make the right layers trainable for a stage.
+
+    Stage 1: the whole base frozen, the head trainable. Stage 2: base layers from index
+    ``unfreeze_from`` on trainable (indexed as in ``ResNet50(include_top=False).layers``, whose
+    index 0 is the input layer), every BatchNormalization layer of the base frozen (inference
+    mode). The preprocessing layer never trains.
+    """
+    from keras import layers
+
+    if stage not in (1, 2):
+        raise ValueError(f"stage={stage}: use 1 or 2")
+    base = base_layers(model)
+    in_base = {id(layer) for layer in base}
+    model.trainable = True
+    for layer in model.layers:
+        if id(layer) not in in_base:
+            layer.trainable = layer.name != "resnet50_preprocess" and bool(layer.weights)
+    for i, layer in enumerate(base, start=1):
+        layer.trainable = (stage == 2 and i >= unfreeze_from
+                           and not isinstance(layer, layers.BatchNormalization))
+
+
+def compile_stage(model, stage: int, learning_rate: float | None = None) -> None:
+    """Compile for a stage: Adam 1e-3 (stage 1) or 1e-5 (stage 2), sparse cross-entropy."""
+    import keras
+
+    lr = learning_rate or (1e-3 if stage == 1 else 1e-5)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+
+
+def combined_history(stage1: dict, stage2: dict) -> tuple[pd.DataFrame, int]:
+    """Both stages' epoch logs as one frame numbered across the boundary, and the boundary."""
+    h1, h2 = pd.DataFrame(stage1), pd.DataFrame(stage2)
+    frame = pd.concat([h1, h2], ignore_index=True)
+    frame["epoch"] = np.arange(len(frame))
+    return frame, len(h1)
+
+
+def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int | None = None,
+                   epochs2: int | None = None, unfreeze_from: int | None = None,
+                   verbose: int = 2):
+    """Train both stages on the session's training split (or load them if already done).
+
+    Returns:
+        ``(model, records)``: the stage-2 model and ``{"stage1": record, "stage2": record}``
+        as :func:`skinlib.train.fit` returns them.
+    """
+    from skinlib import train
+    from skinlib.pipeline import make_dataset
+
+    p = session.profile
+    size = tuple(image_size or p.transfer_size)
+    tr, va = session.frame("train"), session.frame("val")
+    ds_train = make_dataset(tr, image_size=size, batch_size=p.batch_size, training=True,
+                            augment=p.augment, n_classes=session.n_classes, seed=p.seed)
+    ds_val = make_dataset(va, image_size=size, batch_size=p.batch_size)
+    cw = train.class_weights(tr["label"], session.n_classes)
+    common = dict(run=session.run, patience=p.patience, class_weight=cw, schedule="plateau",
+                  force=session.force, verbose=verbose, compile=False)
+    with train.get_strategy().scope():
+        model = build_resnet50(size, session.n_classes, weights=weights)
+        compile_stage(model, 1)
+    model, rec1 = train.fit(model, ds_train, ds_val, name="06_stage1",
+                            epochs=epochs1 or p.transfer_epochs_stage1, learning_rate=1e-3,
+                            **common)
+    set_stage(model, 2, unfreeze_from or p.transfer_unfreeze_from)
+    compile_stage(model, 2)
+    model, rec2 = train.fit(model, ds_train, ds_val, name="06_stage2",
+                            epochs=epochs2 or p.transfer_epochs_stage2, learning_rate=1e-5,
+                            **common)
+    return model, {"stage1": rec1, "stage2": rec2}

@@ -1,0 +1,137 @@
+"""ResNet50 transfer model: build without downloads, stage trainability, weights errors, reload."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from skinlib.models import transfer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    return transfer.build_resnet50((32, 32), 7, weights=None, mixed_precision=False)
+
+
+def test_builds_flat_with_preprocessing_inside(model):
+    assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 7)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)  # flat graph
+    names = [layer.name for layer in model.layers]
+    for name in ("resnet50_preprocess", "conv5_block3_out", "head_gap", "head_bn", "head_dense",
+                 "head_drop", "probs"):
+        assert name in names
+    pre = keras.Model(model.inputs, model.get_layer("resnet50_preprocess").output)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    expected = keras.applications.resnet50.preprocess_input(x.copy())
+    np.testing.assert_allclose(pre(x).numpy(), expected, atol=1e-4)
+    assert model.get_layer("head_drop").rate == pytest.approx(0.4)
+    assert model.get_layer("head_dense").units == 256
+
+
+def test_stage_trainability(model):
+    base = transfer.base_layers(model)
+    head = ["head_bn", "head_dense", "probs"]
+    transfer.set_stage(model, 1)
+    assert not any(layer.trainable for layer in base)
+    assert all(model.get_layer(n).trainable for n in head)
+    assert not model.get_layer("resnet50_preprocess").trainable
+    transfer.set_stage(model, 2, unfreeze_from=100)
+    ref_names = [layer.name for layer in
+                 keras.applications.ResNet50(include_top=False, weights=None,
+                                             input_shape=(32, 32, 3)).layers]
+    for layer in base:
+        i = ref_names.index(layer.name)  # index as in ResNet50(include_top=False).layers
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        assert layer.trainable == (i >= 100 and not is_bn), (layer.name, i)
+    assert any(layer.trainable for layer in base)
+    assert not model.get_layer("resnet50_preprocess").trainable
+    n_frozen_weights = len(model.non_trainable_weights)
+    transfer.set_stage(model, 1)
+    assert len(model.non_trainable_weights) > n_frozen_weights
+    with pytest.raises(ValueError, match="stage"):
+        transfer.set_stage(model, 3)
+
+
+def test_checkpoint_reloads_in_safe_mode_and_predicts_the_same(model, tmp_path):
+    x = np.random.default_rng(1).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.models.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+def test_one_stage_step_trains_only_the_head(model):
+    transfer.set_stage(model, 1)
+    transfer.compile_stage(model, 1)
+    before = {w.path: w.numpy().copy() for w in model.weights}
+    x = np.random.default_rng(2).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.train_on_batch(x, np.arange(8) % 7)
+    changed = {w.path for w in model.trainable_weights
+               if not np.allclose(before[w.path], w.numpy())}
+    assert changed and all(p.startswith(("head_", "probs")) for p in changed)
+    assert np.allclose(before["conv1_conv/kernel"], model.get_layer("conv1_conv").kernel.numpy())
+
+
+def test_resolve_weights(monkeypatch, tmp_path):
+    monkeypatch.delenv(transfer.WEIGHTS_ENV, raising=False)
+    assert transfer.resolve_weights(None) is None
+    assert transfer.resolve_weights("none") is None
+    assert transfer.resolve_weights("imagenet") == "imagenet"
+    assert transfer.resolve_weights("imagenet", {"transfer_weights": None}) is None
+    f = tmp_path / "w.h5"
+    f.write_bytes(b"x")
+    assert transfer.resolve_weights(str(f)) == str(f)
+    monkeypatch.setenv(transfer.WEIGHTS_ENV, str(f))
+    assert transfer.resolve_weights("imagenet") == str(f)
+    monkeypatch.setenv(transfer.WEIGHTS_ENV, str(tmp_path / "missing.h5"))
+    with pytest.raises(transfer.WeightsError, match=transfer.WEIGHTS_ENV):
+        transfer.resolve_weights("imagenet")
+    with pytest.raises(transfer.WeightsError, match="transfer_weights=None"):
+        transfer.resolve_weights(str(tmp_path / "nope.h5"))
+
+
+def test_imagenet_without_internet_fails_fast_with_one_clear_line(monkeypatch):
+    monkeypatch.setattr(transfer, "_imagenet_cached", lambda: False)
+    monkeypatch.setattr(transfer, "_can_download", lambda timeout=3.0: False)
+    start = time.perf_counter()
+    with pytest.raises(transfer.WeightsError) as err:
+        transfer.build_resnet50((32, 32), 7, weights="imagenet", mixed_precision=False)
+    assert time.perf_counter() - start < 30
+    text = str(err.value)
+    assert "\n" not in text
+    assert transfer.WEIGHTS_ENV in text and "transfer_weights=none" in text
+
+
+def test_can_download_returns_quickly():
+    start = time.perf_counter()
+    assert transfer._can_download(timeout=1.0) in (True, False)
+    assert time.perf_counter() - start < 5
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    ref = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = tmp_path / "resnet50_notop.weights.h5"
+    ref.save_weights(path)
+    m = transfer.build_resnet50((32, 32), 7, weights=str(path), mixed_precision=False)
+    np.testing.assert_array_equal(m.get_layer("conv1_conv").kernel.numpy(),
+                                  ref.get_layer("conv1_conv").kernel.numpy())
+    np.testing.assert_array_equal(m.get_layer("conv5_block3_3_bn").moving_variance.numpy(),
+                                  ref.get_layer("conv5_block3_3_bn").moving_variance.numpy())
+
+
+def test_too_small_input_is_refused():
+    with pytest.raises(ValueError, match="32x32"):
+        transfer.build_resnet50((24, 32), 7, weights=None)
+
+
+def test_combined_history_numbers_across_the_boundary():
+    frame, boundary = transfer.combined_history(
+        {"epoch": [0, 1], "loss": [2.0, 1.5], "val_loss": [2.1, 1.9]},
+        {"epoch": [0, 1, 2], "loss": [1.2, 1.0, 0.9], "val_loss": [1.8, 1.7, 1.7]})
+    assert boundary == 2 and frame["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["loss"].tolist() == [2.0, 1.5, 1.2, 1.0, 0.9]
