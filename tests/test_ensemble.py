@@ -121,3 +121,17 @@ def test_oof_table_and_fold_history():
         [{"history": {"epoch": [0, 1], "val_loss": [1.0, 0.9]}},
          {"history": {"epoch": [0], "val_loss": [0.8]}}])
     assert hist["epoch"].tolist() == [0, 1, 2] and boundary == 1
+
+
+def test_fold_curves_draws_one_line_per_fold():
+    from skinlib import plots
+
+    fig = plots.fold_curves({"fold 0": pd.DataFrame({"val_loss": [1.0, 0.8],
+                                                     "val_accuracy": [0.5, 0.6]}),
+                             "fold 1": {"val_loss": [1.1, 0.7, 0.6]}},
+                            stage_boundaries={"fold 0": 0, "fold 1": None})
+    loss_ax, acc_ax = fig.axes[:2]
+    assert len(loss_ax.get_lines()) == 3  # two folds + one stage-2 marker
+    assert len(acc_ax.get_lines()) == 2  # fold 1 has no accuracy column; one marker
+    with pytest.raises(ValueError, match="empty"):
+        plots.fold_curves({})

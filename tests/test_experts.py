@@ -84,3 +84,18 @@ def test_discriminator_without_features_layer_is_refused():
     bad = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Flatten()(inputs)))
     with pytest.raises(ValueError, match="disc_features"):
         experts.build_expert_model({"mel": bad}, (8, 8), 3)
+
+
+def test_gradcam_reaches_an_expert_layer_of_the_flat_graph(saved_run):
+    pytest.importorskip("tf_keras_vis")
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    discs = experts.load_discriminators(saved_run, ["mel"])
+    model = experts.build_expert_model(discs, (16, 16), 3, cnn_filters=(4,), dense_units=4)
+    assert not any(isinstance(lyr, keras.Model) for lyr in model.layers)  # flat graph
+    cam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+    x = np.random.default_rng(2).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    maps = cam(CategoricalScore([0, 1]), x, penultimate_layer="expert_mel_disc_features")
+    assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()
