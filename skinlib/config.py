@@ -100,7 +100,7 @@ def _coerce(current, value):
 _BASE = {
     "smoke": Profile(
         name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
-        image_size=(24, 32), batch_size=32, epochs=4, patience=2, n_bootstrap=100,
+        image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",

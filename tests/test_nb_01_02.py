@@ -52,4 +52,4 @@ def test_baseline_notebook(smoke_run):
     assert (run / "models" / "02_baseline_cnn.keras").exists()
     assert (run / "splits.csv").exists()
     # The synthetic classes are learnable: the smoke model must beat chance (1/7).
-    assert m["macro_auc"] > 0.6
+    assert m["macro_auc"] > 0.8 and m["balanced_accuracy"] > 0.4

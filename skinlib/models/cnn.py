@@ -12,11 +12,12 @@ from keras import layers
 ARCHS = ("seed", "gap")
 
 
-def _conv_block(x, filters: int, dropout: float, name: str, convs: int = 1):
+def _conv_block(x, filters: int, dropout: float, name: str, convs: int = 1,
+                bn_momentum: float = 0.9):
     """Conv -> BatchNorm -> ReLU (``convs`` times) -> MaxPool -> Dropout."""
     for i in range(convs):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i + 1}")(x)
         x = layers.ReLU(name=f"{name}_relu{i + 1}")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     return layers.Dropout(dropout, name=f"{name}_drop")(x)
@@ -47,7 +48,7 @@ def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed"
             x = _conv_block(x, f, dropout, f"block{i + 1}")
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(dense_units, use_bias=False, kernel_regularizer=reg, name="dense")(x)
-        x = layers.BatchNormalization(name="dense_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name="dense_bn")(x)
         x = layers.ReLU(name="dense_relu")(x)
     else:
         for i, f in enumerate((32, 64, 128, 256)):
