@@ -184,26 +184,30 @@ class DCGAN(keras.Model):
         return diff_augment(x, self.policy, self.seed_generator) if self.policy else x
 
     def train_step(self, data):
+        """One simultaneous update of both networks from a single forward pass.
+
+        Real and generated images go through DiffAugment and the discriminator as one batch
+        (the discriminator has no batch statistics, so this changes nothing but speed).
+        """
         real = data[0] if isinstance(data, tuple) else data
         real = tf.cast(real, "float32")
         batch = tf.shape(real)[0]
         bce = keras.losses.BinaryCrossentropy(from_logits=True)
         z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(z, training=True)
-            logit_real = self.discriminator(self._augment(real), training=True)
-            logit_fake = self.discriminator(self._augment(fake), training=True)
+            logits = self.discriminator(self._augment(tf.concat([real, fake], 0)),
+                                        training=True)
+            logit_real, logit_fake = logits[:batch], logits[batch:]
             target_real = tf.ones_like(logit_real) * (1.0 - self.label_smoothing)
             d_loss = bce(target_real, logit_real) + bce(tf.zeros_like(logit_fake), logit_fake)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
-        with tf.GradientTape() as tape:
-            logit = self.discriminator(self._augment(self.generator(z, training=True)),
-                                       training=True)
-            g_loss = bce(tf.ones_like(logit), logit)
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+            g_loss = bce(tf.ones_like(logit_fake), logit_fake)
+        d_vars = self.discriminator.trainable_variables
+        g_vars = self.generator.trainable_variables
+        d_grads = d_tape.gradient(d_loss, d_vars)
+        g_grads = g_tape.gradient(g_loss, g_vars)
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         values = {"d_loss": d_loss, "g_loss": g_loss,
                   "d_real": tf.reduce_mean(tf.sigmoid(logit_real)),
                   "d_fake": tf.reduce_mean(tf.sigmoid(logit_fake))}
