@@ -1,0 +1,85 @@
+"""KID, the copy check, the subset recall difference, and GAN rows kept out of evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skinlib import synth
+
+
+def _features(n=120, d=16, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_kid_of_a_set_against_itself_is_about_zero_and_a_shift_is_not():
+    x, y = _features(seed=0), _features(seed=1)
+    itself = synth.kid(x, x, n_subsets=50, subset_size=60, seed=0)
+    same = synth.kid(x, y, n_subsets=50, subset_size=60)
+    shifted = synth.kid(x, y + 1.0, n_subsets=50, subset_size=60)
+    assert itself["kid_std"] >= 0 and itself["subset_size"] == 60
+    # ~0 on the scale of a real difference (overlapping subsets bias it slightly below 0)
+    assert abs(itself["kid"]) < 0.05 * shifted["kid"]
+    assert abs(same["kid"]) < 3 * same["kid_std"]  # unbiased: 0 within its spread
+    assert shifted["kid"] > 20 * shifted["kid_std"] / 5 and shifted["kid"] > 1.0
+
+
+def test_kid_refuses_mismatched_features():
+    with pytest.raises(ValueError, match="equal width"):
+        synth.kid(_features(d=4), _features(d=5))
+
+
+def test_nearest_neighbours_and_copy_check():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 255, (20, 8, 8, 3)).astype(np.uint8)
+    idx, dist = synth.nearest_neighbours(train[[3, 7]], train)
+    assert list(idx) == [3, 7] and np.allclose(dist, 0, atol=1e-2)
+    val = rng.integers(0, 255, (10, 8, 8, 3)).astype(np.uint8)
+    copied = synth.copy_check(train[:5], train, val)
+    fresh = synth.copy_check(rng.integers(0, 255, (5, 8, 8, 3)), train, val)
+    assert copied["nn_ratio"] < 0.1 < fresh["nn_ratio"]
+
+
+def test_subset_recall_difference():
+    classes = ["a", "b", "c"]
+    y = np.array([0, 0, 1, 1, 2, 2] * 10)
+    pred_a = np.array([0, 0, 0, 0, 0, 0] * 10)  # recall a=1, b=0, c=0
+    pred_b = y.copy()  # perfect
+    res = synth.subset_recall_difference(y, pred_a, pred_b, classes, ["b", "c"],
+                                         n_bootstrap=50, seed=0)
+    assert res["a"] == 0.0 and res["b"] == 1.0 and res["diff"] == 1.0
+    assert res["significant"] and res["classes"] == ["b", "c"]
+
+
+@pytest.fixture
+def smoke_session(synthetic_root, tmp_path):
+    from skinlib import session
+
+    return session.start("smoke", str(synthetic_root), str(tmp_path / "run"), quiet=True)
+
+
+def test_gan_rows_join_training_only(smoke_session):
+    from skinlib import gan, pipeline
+    from skinlib.models import dcgan
+
+    s = smoke_session
+    dcgan.build_generator(16, 8, 16).save(gan.gan_dir(s.run, "df").mkdir(parents=True)
+                                          or gan.gan_dir(s.run, "df") / "generator.keras")
+    n_real = int((s.frame("train")["dx"] == "df").sum())
+    frame, added = gan.augment_frame(s, target_count=n_real + 5, classes=["df"])
+    fake = frame[frame["synthetic"]]
+    assert added == {"df": 5} and len(fake) == 5
+    assert set(fake["split"]) == {"train"} and set(fake["dx"]) == {"df"}
+    assert list(fake["lesion_id"]) == [f"gan_df_{i}" for i in range(5)]
+    assert all(s.run.inside("synthetic_images", "df") in __import__("pathlib").Path(p).parents
+               for p in fake["path"])
+    assert not frame[~frame["synthetic"]]["image_id"].str.startswith("gan_").any()
+    ds = pipeline.make_dataset(frame, image_size=(8, 8), batch_size=64, training=True,
+                               augment=False)
+    assert sum(int(y.shape[0]) for _, y in ds) == len(frame)
+    with pytest.raises(ValueError, match="synthetic images may only be used for training"):
+        pipeline.make_dataset(frame, image_size=(8, 8), batch_size=8, training=False)
+    with pytest.raises(ValueError, match="outside the training split"):
+        gan.augment_frame(s, 10, ["df"], train_frame=s.frame("trainval"))
+    for split in ("val", "test"):
+        assert not s.frame(split)["image_id"].str.startswith("gan_").any()
