@@ -189,7 +189,7 @@ def format_report(check: dict, max_problems: int = 30) -> str:
     if problems:
         kinds = Counter((p["kind"], p["action"], p["fatal"]) for p in problems)
         lines.append(f"{len(problems)} problem(s):")
-        lines += [f"  {n:6d} {kind} ({action}{', fatal' if fatal else ''})"
+        lines += [f"  {n:6d} {kind} ({action}{', fatal' if fatal and action != 'fatal' else ''})"
                   for (kind, action, fatal), n in kinds.most_common()]
         shown = sorted(problems, key=lambda p: not p["fatal"])[:max_problems]
         lines += [f"  {'FATAL' if p['fatal'] else 'note '} {p['path']}: {p['problem']}"
