@@ -296,3 +296,38 @@ def explain_all(model, images, class_idx, *, methods=METHODS, layer=None,
         out[m] = keras_vis_cam(model, images, class_idx, m, layer,
                                max_n=scorecam_max_n if m == "scorecam" else None)
     return out
+
+
+def pick_examples(labels, preds, per_class: int = 2, seed: int = 0):
+    """Up to ``per_class`` correct and ``per_class`` wrong predictions of every true class.
+
+    Returns:
+        A DataFrame with ``index`` (row in the inputs), ``label``, ``pred`` and ``correct``,
+        ordered by class, correct ones first.
+    """
+    import pandas as pd
+
+    y, p = np.asarray(labels).astype(int), np.asarray(preds).astype(int)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(y):
+        for correct in (True, False):
+            idx = np.flatnonzero((y == c) & ((p == y) == correct))
+            for i in sorted(rng.choice(idx, min(per_class, len(idx)), replace=False)):
+                rows.append({"index": int(i), "label": int(c), "pred": int(p[i]),
+                             "correct": correct})
+    return pd.DataFrame(rows, columns=["index", "label", "pred", "correct"])
+
+
+def border_share(maps, frac: float = 0.1) -> dict:
+    """Share of the maps' mass in the outer ``frac`` frame of the image, against the frame's
+    share of the area (what a map spread evenly would put there)."""
+    m = np.asarray(maps, dtype=np.float64)
+    h, w = m.shape[1:3]
+    bh, bw = max(1, int(round(h * frac))), max(1, int(round(w * frac)))
+    inner = np.zeros((h, w), bool)
+    inner[bh:h - bh, bw:w - bw] = True
+    total = m.sum(axis=(1, 2))
+    share = np.where(total > 0, m[:, ~inner].sum(axis=1) / np.where(total > 0, total, 1), np.nan)
+    return {"mass_share": float(np.nanmean(share)) if np.isfinite(share).any() else float("nan"),
+            "area_share": float((~inner).mean()), "frac": frac}

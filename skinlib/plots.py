@@ -554,3 +554,31 @@ def gan_losses(losses: dict[str, pd.DataFrame]) -> Figure:
     axes[0, 0].set_ylabel("loss")
     axes[0, 0].legend(fontsize=8, frameon=False)
     return fig
+
+
+def cam_grid(images, overlays: dict[str, list], titles=None, suptitle: str | None = None
+             ) -> Figure:
+    """One row per image: the image, then one CAM overlay per method (columns named)."""
+    imgs = list(images)
+    if not imgs:
+        raise ValueError("cam_grid got no images")
+    methods = list(overlays)
+    for name in methods:
+        if len(overlays[name]) != len(imgs):
+            raise ValueError(f"{len(overlays[name])} {name} overlays for {len(imgs)} images")
+    ncols = 1 + len(methods)
+    fig, axes = _figure(len(imgs), ncols, figsize=(1.9 * ncols, 1.9 * len(imgs) + 0.5))
+    for r, img in enumerate(imgs):
+        for c, (name, pic) in enumerate([("image", img)] + [(m, overlays[m][r])
+                                                            for m in methods]):
+            ax = axes[r, c]
+            ax.set_axis_off()
+            ax.imshow(_to_display(pic), vmin=0, vmax=1)
+            if r == 0:
+                ax.set_title(name, fontsize=8)
+        if titles is not None:
+            axes[r, 0].text(-0.05, 0.5, str(titles[r]), transform=axes[r, 0].transAxes,
+                            rotation=90, ha="right", va="center", fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig

@@ -1,0 +1,53 @@
+"""Notebooks 06 (ResNet50 transfer) and 07 (Grad-CAM) in the smoke profile."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import notebook_ok
+
+pytestmark = pytest.mark.slow
+
+
+def _run(smoke_run, name):
+    from skinlib.runner import select
+
+    if name not in select(None) or name not in smoke_run.seconds and not smoke_run.failed:
+        pytest.skip(f"{name} was not part of this smoke run (SKINLIB_SMOKE_ONLY)")
+    notebook_ok(smoke_run, name)
+
+
+def test_notebook_06_writes_metrics_and_model(smoke_run):
+    _run(smoke_run, "06_resnet50_transfer")
+    run = smoke_run.run_dir
+    m = json.loads((run / "metrics" / "06_resnet50.json").read_text())
+    for key in ("accuracy", "balanced_accuracy", "macro_auc"):
+        assert 0 <= m[key] <= 1, key
+    assert m["model"] == "06_resnet50" and m["image_size"] == [32, 32]
+    assert m["weights"] == "None" and len(m["stage_epochs"]) == 2
+    assert set(m["per_class"]) == set(m["classes"]) and len(m["classes"]) == 7
+    assert (run / "models" / "06_resnet50.keras").is_file()
+    assert (run / "models" / "06_resnet50_test_probs.npz").is_file()
+    assert (run / "logs" / "06_stage1_train.json").is_file()
+    assert (run / "logs" / "06_stage2_train.json").is_file()
+    assert (run / "figures" / "06_history.png").is_file()
+    if (run / "metrics" / "02_baseline_cnn.json").exists():
+        d = m["vs_02_baseline_cnn"]["balanced_accuracy"]
+        assert d["ci95"][0] <= d["diff"] <= d["ci95"][1]
+
+
+def test_notebook_07_explains_the_best_model(smoke_run):
+    _run(smoke_run, "07_gradcam")
+    run = smoke_run.run_dir
+    r = json.loads((run / "logs" / "07_gradcam.json").read_text())
+    expected = "06_resnet50" if (run / "metrics" / "06_resnet50.json").exists() \
+        else "02_baseline_cnn"
+    assert r["model"] == expected
+    assert r["n_images"] > 0 and min(r["feature_map"]) >= 2
+    assert r["agreement"]["feature_corr"] > 0.99
+    rho = r["randomization"]["spearman_mean"]
+    assert rho is None or -1 <= rho <= 1
+    assert 0 <= r["border"]["area_share"] <= 1
+    assert any(p.name.startswith("07_cams_") for p in (run / "figures").iterdir())
+    assert (run / "figures" / "07_randomisation.png").is_file()
