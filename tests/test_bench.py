@@ -1,0 +1,68 @@
+"""bench pipeline / bench train on tiny synthetic data: well-formed JSON (timings not asserted)."""
+
+import json
+
+import pytest
+
+from skinlib import bench, cli
+
+
+def _check_stage(r):
+    assert "error" not in r, r
+    assert r["images_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["rss_increase_mb"] >= 0
+
+
+def test_bench_pipeline_cli_one_size(synthetic_root, tmp_path):
+    out = tmp_path / "bench.json"
+    code = cli.main(["bench", "pipeline", "--data", str(synthetic_root), "--size", "32",
+                     "--limit", "40", "--epochs", "2", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["size"] == 32 and report["image_size"] == [24, 32] and report["n_images"] == 40
+    assert set(report["results"]) == set(bench.STAGES)
+    for name in bench.STAGES:
+        _check_stage(report["results"][name])
+    assert report["results"]["skinlib_warm"]["n_images"] == 40  # epochs - 1 warm epochs
+    assert report["results"]["imagedatagenerator"]["n_images"] == 40
+    assert all(v > 0 for v in report["ratios"].values())
+    assert report["machine"]["cpus"] >= 1
+
+
+def test_bench_pipeline_several_sizes_is_a_list(synthetic_root):
+    report = bench.bench_pipeline(str(synthetic_root), (16, 24), limit=16, epochs=2)
+    assert [r["size"] for r in report["runs"]] == [16, 24]
+    assert [r["image_size"] for r in report["runs"]] == [[12, 16], [18, 24]]
+    assert "skinlib_warm / decode_limit" in report["runs"][0]["ratios"]
+    assert "imagedatagenerator" in bench.format_pipeline(report)
+
+
+def test_bench_pipeline_bad_arguments(synthetic_root, capsys):
+    assert cli.main(["bench", "pipeline", "--data", str(synthetic_root), "--limit", "0"]) == 2
+    assert "--limit 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="warm"):
+        bench.pipeline_run(None, (8, 8), epochs=1)
+
+
+def test_failed_stage_is_reported_not_raised():
+    assert bench._guard(lambda: 1 / 0)["error"].startswith("ZeroDivisionError")
+    assert bench.ratios({"skinlib_warm": {"error": "x"}})["skinlib_warm / decode_limit"] is None
+
+
+@pytest.mark.slow  # eager + graph training steps of the CNN: ~10 s idle, longer on a busy CPU
+def test_bench_train_cnn_modes():
+    report = bench.bench_train("smoke", steps=1, models=("cnn",), modes=("eager", "graph"))
+    res = report["results"]["cnn"]
+    assert res["image_size"] == [24, 32]
+    for mode in ("eager", "graph"):
+        assert "error" not in res[mode], res[mode]
+        assert res[mode]["images_per_s"] > 0 and res[mode]["steps"] == 1
+    assert report["mixed_precision"].startswith(("no GPU", "measured"))
+    json.dumps(report)
+    assert "cnn" in bench.format_train(report)
+
+
+def test_train_rate_refuses_unknown_mode_and_model():
+    with pytest.raises(ValueError, match="mode"):
+        bench.train_rate("cnn", (8, 8), mode="fast", batch_size=1, steps=1)
+    with pytest.raises(ValueError, match="cnn or resnet50"):
+        bench._model("vgg", (8, 8), 7, "gap")

@@ -1,0 +1,104 @@
+"""skinlib.results and skinlib.leakage on hand-made metrics files and tiny catalogs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skinlib import info, leakage, metrics, results
+from skinlib.rundir import RunDir
+
+CLASSES = info.classes("ham10000")
+
+
+def _model_json(run, name, seed):
+    rng = np.random.default_rng(seed)
+    y = np.arange(70) % len(CLASSES)
+    probs = rng.dirichlet(np.ones(len(CLASSES)), size=len(y))
+    res = metrics.evaluate(y, probs, CLASSES, n_bootstrap=20, seed=seed)
+    meta = dict(model=name, profile="smoke", data="synthetic", split="test", image_size=[24, 32],
+                n_train=100, n_test=70, train_seconds=1.5)
+    metrics.write_metrics(run.metrics / f"{name}.json", metrics.result_json(res, **meta))
+
+
+@pytest.fixture
+def run(tmp_path):
+    run = RunDir(tmp_path / "run").ensure()
+    (run.metrics / "01_eda.json").write_text(json.dumps({"n_images": 10}))
+    (run.metrics / "08_leakage.json").write_text(json.dumps({"balanced_accuracy": 0.9}))
+    _model_json(run, "02_baseline_cnn", 0)
+    _model_json(run, "06_resnet50_transfer", 1)
+    return run
+
+
+def test_collect_skips_non_models_and_names_missing(run):
+    found = results.collect(run)
+    assert list(found) == ["02_baseline_cnn", "06_resnet50_transfer"]
+    assert results.missing_notebooks(found) == ["04_gan_augmented_cnn",
+                                                "05_class_experts_kfold_bma"]
+
+
+def test_summary_table_csv_and_markdown(run):
+    table = results.summary_table(results.collect(run))
+    assert len(table) == 2 and table["image size"].tolist() == ["24x32", "24x32"]
+    for col, _ in results.TABLE_METRICS:
+        ok = table[col].notna()
+        assert (table.loc[ok, f"{col} lo"] <= table.loc[ok, col] + 1e-9).all()
+        assert (table.loc[ok, col] <= table.loc[ok, f"{col} hi"] + 1e-9).all()
+    csv_path, md_path = results.write_summary(table, run)
+    back = pd.read_csv(csv_path)
+    assert back["model"].tolist() == table["model"].tolist()
+    md = md_path.read_text().splitlines()
+    assert md[0].startswith("| model |") and len(md) == 4
+    assert md[2].count("|") == md[0].count("|")
+
+
+def test_empty_run_is_a_clear_error(tmp_path):
+    run = RunDir(tmp_path / "empty").ensure()
+    assert results.collect(run) == {}
+    with pytest.raises(ValueError, match="run notebook 02"):
+        results.summary_table({})
+
+
+def test_markdown_escapes_pipes():
+    md = results.to_markdown(pd.DataFrame({"a": ["x|y"], "b": [None]}))
+    assert "x\\|y" in md
+
+
+def _catalog():
+    rows = []
+    for lesion in range(30):
+        for k in range(1 + lesion % 3):
+            rows.append({"image_id": f"ISIC_{lesion:04d}{k}", "lesion_id": f"HAM_{lesion:04d}",
+                         "dx": CLASSES[lesion % len(CLASSES)]})
+    return pd.DataFrame(rows)
+
+
+def test_lesion_facts_and_leaked_share():
+    cat = _catalog()
+    facts = leakage.lesion_facts(cat)
+    assert facts == {"n_images": 60, "n_lesions": 30, "lesions_with_several_images": 20,
+                     "images_of_such_lesions": 50}
+    cat["split"] = ["test" if i % 4 == 0 else "train" for i in range(len(cat))]
+    share = leakage.leaked_test_share(cat)
+    test = cat[cat["split"] == "test"]
+    seen = set(cat.loc[cat["split"] == "train", "lesion_id"])
+    assert share["test_images_with_lesion_in_train"] == test["lesion_id"].isin(seen).sum() > 0
+
+
+def test_leakage_table_marks_published_rows():
+    run = {"image_size": [28, 28], "split": "image-level", "trained_as": "x", "accuracy_argmax": 0.7,
+           "balanced_accuracy": 0.5, "macro_auc": 0.8, "ci95": {"balanced_accuracy": [0.4, 0.6]},
+           "leakage": {"share": 0.4}}
+    grouped = {**run, "split": "lesion-grouped", "balanced_accuracy": 0.45, "macro_auc": 0.75,
+               "leakage": {"share": 0.0}}
+    exp = {"facts": {}, "runs": [grouped, run]}
+    t = leakage.table(exp)
+    assert (t["source"] == "this run").sum() == 2
+    assert t["source"].str.contains("published").sum() == 2
+    gap = leakage.inflation(exp)
+    assert gap["balanced_accuracy"].iloc[0] == pytest.approx(0.05)
+    js = leakage.to_json(exp)
+    assert "balanced_accuracy" not in js and len(js["runs"]) == 2
+    json.dumps(js)
