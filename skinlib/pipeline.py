@@ -69,10 +69,13 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, rotation: float = 0.1,
     x = tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.stack([h, w]), fill_value=0.0,
         interpolation="BILINEAR", fill_mode="REFLECT")
-    x = tf.cast(x, tf.float32) + ((2.0 * u[:, 4] - 1.0) * brightness * 255.0)[:, None, None, None]
+    x = tf.cast(x, tf.float32)
+    # brightness b then contrast f about the mean m: ((x + b) - (m + b)) f + m + b
+    # = x f + m (1 - f) + b, one multiply-add per pixel.
+    b = ((2.0 * u[:, 4] - 1.0) * brightness * 255.0)[:, None, None, None]
+    f = (1.0 + (2.0 * u[:, 5] - 1.0) * contrast)[:, None, None, None]
     mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-    factor = (1.0 + (2.0 * u[:, 5] - 1.0) * contrast)[:, None, None, None]
-    return tf.clip_by_value((x - mean) * factor + mean, 0.0, 255.0)
+    return tf.clip_by_value(x * f + (mean * (1.0 - f) + b), 0.0, 255.0)
 
 
 def _check_frame(frame: pd.DataFrame, training: bool) -> None:

@@ -66,3 +66,22 @@ def test_train_rate_refuses_unknown_mode_and_model():
         bench.train_rate("cnn", (8, 8), mode="fast", batch_size=1, steps=1)
     with pytest.raises(ValueError, match="cnn or resnet50"):
         bench._model("vgg", (8, 8), 7, "gap")
+
+
+def test_augment_batch_is_flips_when_other_ranges_are_zero_and_seeded():
+    import numpy as np
+    import tensorflow as tf
+
+    from skinlib.pipeline import augment_batch
+
+    x = np.random.default_rng(0).integers(0, 256, (16, 6, 8, 3)).astype("uint8")
+    seed = tf.constant([3, 4], tf.int64)
+    out = augment_batch(tf.constant(x), seed, rotation=0, zoom=0, brightness=0,
+                        contrast=0).numpy()
+    assert out.dtype == np.float32
+    for a, b in zip(x.astype("float32"), out):
+        assert any(np.allclose(np.flip(a, axes) if axes else a, b, atol=1e-3)
+                   for axes in ((), (0,), (1,), (0, 1)))
+    full = augment_batch(tf.constant(x), seed).numpy()
+    np.testing.assert_array_equal(full, augment_batch(tf.constant(x), seed).numpy())
+    assert full.min() >= 0 and full.max() <= 255
