@@ -68,7 +68,11 @@ class Profile:
     extra: dict = field(default_factory=dict)
 
     def replace(self, **overrides) -> "Profile":
-        """A copy with the given fields changed; ``None`` values are ignored."""
+        """A copy with the given fields changed.
+
+        ``None`` means "keep the profile's value" (a notebook knob left at None); to set a
+        field to None itself (e.g. ``transfer_weights``), pass the string ``"none"``.
+        """
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -83,6 +87,8 @@ class Profile:
 
 def _coerce(current, value):
     """Turn a papermill/CLI value into the type of the field it overrides."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
     if isinstance(current, tuple) and isinstance(value, str):
         parts = [p for p in value.replace("x", ",").split(",") if p.strip()]
         return tuple(type(current[0])(p.strip()) if current else p.strip() for p in parts)
@@ -113,7 +119,7 @@ _BASE = {
         name="quick", data="auto", k_folds=3,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        gan_size=64, gan_batch_size=32, gan_steps=1500, gan_checkpoint_every=250,
+        gan_size=64, gan_batch_size=32, gan_steps=800, gan_checkpoint_every=200,
         gan_target_count=500, kid_samples=200, gan_filters=128,
         expert_epochs=12, expert_finetune_epochs=2,
         transfer_size=(64, 64), transfer_weights="imagenet",
