@@ -511,8 +511,9 @@ def load_metrics(run_metrics_dir) -> list[dict]:
 
     Accepts a ``RunDir``, a run folder (its ``metrics/`` is used) or the metrics folder itself.
     A file holding ``{"models": {name: dict, ...}}`` yields one dict per model, with the file's
-    other top-level keys as defaults and ``model`` set to the name if absent. Each dict gets
-    ``source`` = the file it came from.
+    other top-level keys as defaults and ``model`` set to the name if absent. Files without
+    ``balanced_accuracy`` or ``models`` (e.g. ``01_eda.json``) hold no model and are skipped.
+    Each dict gets ``source`` = the file it came from.
     """
     folder = Path(getattr(run_metrics_dir, "metrics", run_metrics_dir))
     if (folder / "metrics").is_dir():
@@ -531,8 +532,10 @@ def load_metrics(run_metrics_dir) -> list[dict]:
             shared = {k: v for k, v in obj.items() if k != "models"}
             for name, d in obj["models"].items():
                 out.append({**shared, **d, "model": d.get("model", name), "source": str(f)})
-        elif isinstance(obj, dict):
+        elif isinstance(obj, dict) and "balanced_accuracy" in obj:
             out.append({**obj, "source": str(f)})
+        elif isinstance(obj, dict):
+            continue  # a notebook's own facts (EDA counts, CAM checks), not a model's metrics
         else:
             raise ValueError(f"{f} holds a {type(obj).__name__}, not a metrics object")
     return out

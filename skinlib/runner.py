@@ -47,13 +47,13 @@ def select(only: str | list[str] | None) -> list[str]:
 
 def parse_sets(pairs: list[str] | None) -> dict:
     """``["epochs=3", "augment=false"]`` -> ``{"epochs": "3", "augment": "false"}``; the
-    profile turns each value into its field's type."""
+    profile turns each value into its field's type (``none`` sets a field to None)."""
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set {pair!r}: write KEY=VALUE, e.g. --set epochs=3")
-        out[key.strip()] = None if value.strip().lower() in ("none", "null") else value.strip()
+        out[key.strip()] = value.strip()
     return out
 
 

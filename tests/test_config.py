@@ -41,3 +41,8 @@ def test_bad_profile_names_the_value(bad, message):
 def test_bad_set_syntax():
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_sets(["epochs"])
+
+
+def test_none_string_sets_a_field_to_none():
+    p = get_profile("quick", **parse_sets(["transfer_weights=none"]))
+    assert get_profile("quick").transfer_weights == "imagenet" and p.transfer_weights is None
