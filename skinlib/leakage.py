@@ -57,16 +57,19 @@ def split_session(session, kind: str):
     return dataclasses.replace(session, catalog=splits.attach(base, sp))
 
 
-def _train_name(kind: str, size: tuple[int, int], profile_size: tuple[int, int], run) -> str:
-    """Model name; the lesion-grouped model at the profile's size is notebook 02's if it exists."""
-    if kind == "lesion-grouped" and tuple(size) == tuple(profile_size) and \
+def _train_name(kind: str, size: tuple[int, int], profile_size: tuple[int, int], run,
+                reuse: bool = True) -> str:
+    """Model name; the lesion-grouped model at the profile's size is notebook 02's if it exists
+    and ``reuse`` (the caller changed nothing that 02 trained with)."""
+    if reuse and kind == "lesion-grouped" and tuple(size) == tuple(profile_size) and \
             train.is_done(run, "02_baseline_cnn"):
         return "02_baseline_cnn"
     tag = "grouped" if kind == "lesion-grouped" else "image"
     return f"08_leak_{tag}_{size[0]}x{size[1]}"
 
 
-def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0) -> dict:
+def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
+            reuse: bool = True) -> dict:
     """Train (or load) the baseline CNN on one split at one size and test it on that split.
 
     Returns:
@@ -75,7 +78,7 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0) -
     """
     s = split_session(session, kind)
     size = tuple(int(v) for v in image_size)
-    name = _train_name(kind, size, session.profile.image_size, session.run)
+    name = _train_name(kind, size, session.profile.image_size, session.run, reuse)
     if name == "02_baseline_cnn":  # the same model notebook 02 trained: load, never retrain
         model, record = train.load_done(session.run, name)
         record["loaded"] = True
@@ -94,14 +97,17 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0) -
     return result
 
 
-def run(session, sizes=None, verbose: int = 0) -> dict:
-    """The whole experiment: both splits at the profile's size and at 28x28.
+def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
+    """The whole experiment: both splits at each size (default: the profile's size and 28x28).
+
+    With ``reuse``, notebook 02's model stands for the lesion-grouped run at the profile's size
+    (pass ``False`` when the session's profile differs from 02's, e.g. other epochs).
 
     Returns:
         ``{"facts": lesion_facts, "runs": [metrics dict per (split, size)]}``.
     """
     sizes = sizes or [tuple(session.profile.image_size), (28, 28)]
-    runs = [run_one(session, kind, size, verbose) for size in sizes for kind in SPLIT_KINDS]
+    runs = [run_one(session, kind, size, verbose, reuse) for size in sizes for kind in SPLIT_KINDS]
     return {"facts": lesion_facts(session.catalog), "runs": runs}
 
 
