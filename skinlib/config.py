@@ -40,6 +40,7 @@ class Profile:
     learning_rate: float = 1e-3
     patience: int = 6
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
+    retrain_epochs: int = 30  # epochs of the CNN re-trainings in notebooks 04 and 08 (leakage)
     n_bootstrap: int = 1000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
     gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
@@ -108,6 +109,7 @@ _BASE = {
         name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
+        retrain_epochs=8,
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
         expert_epochs=2, expert_finetune_epochs=1,
@@ -119,17 +121,19 @@ _BASE = {
         name="quick", data="auto", k_folds=3,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
+        retrain_epochs=10,
         gan_size=64, gan_batch_size=32, gan_steps=800, gan_checkpoint_every=200,
         gan_target_count=500, kid_samples=200, gan_filters=128,
-        expert_epochs=12, expert_finetune_epochs=2,
+        expert_epochs=8, expert_finetune_epochs=2,
         transfer_size=(64, 64), transfer_weights="imagenet",
-        transfer_epochs_stage1=4, transfer_epochs_stage2=6,
+        transfer_epochs_stage1=3, transfer_epochs_stage2=4,
         cam_examples_per_class=2, scorecam_max_n=16,
     ),
     "full": Profile(
         name="full", data="auto", k_folds=5,
         image_size=(96, 128), batch_size=32, epochs=50, patience=8, n_bootstrap=2000,
         cnn_arch="seed", balance="weights", decision="argmax", lr_schedule="plateau",
+        retrain_epochs=50,
         gan_size=128, gan_batch_size=32, gan_steps=10000, gan_checkpoint_every=1000,
         gan_target_count=1000, kid_samples=500,
         expert_epochs=30, expert_finetune_epochs=5,
