@@ -112,7 +112,7 @@ _BASE = {
         retrain_epochs=8,
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
-        expert_epochs=2, expert_finetune_epochs=1,
+        expert_epochs=4, expert_finetune_epochs=1,
         transfer_size=(32, 32), transfer_weights=None,
         transfer_epochs_stage1=1, transfer_epochs_stage2=1,
         cam_examples_per_class=1, scorecam_max_n=4,

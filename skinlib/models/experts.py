@@ -83,7 +83,7 @@ def _cnn_branch(x, filters: tuple[int, ...], dropout: float):
     """Conv -> BatchNorm -> ReLU -> MaxPool blocks, then global average pooling."""
     for i, f in enumerate(filters):
         x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"cnn_conv{i + 1}")(x)
-        x = layers.BatchNormalization(name=f"cnn_bn{i + 1}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"cnn_bn{i + 1}")(x)
         x = layers.ReLU(name=f"cnn_relu{i + 1}")(x)
         x = layers.MaxPooling2D(2, name=f"cnn_pool{i + 1}")(x)
         if dropout:
