@@ -40,7 +40,7 @@ def test_notebook_06_writes_metrics_and_model(smoke_run):
 def test_notebook_07_explains_the_best_model(smoke_run):
     _run(smoke_run, "07_gradcam")
     run = smoke_run.run_dir
-    r = json.loads((run / "logs" / "07_gradcam.json").read_text())
+    r = json.loads((run / "metrics" / "07_gradcam.json").read_text())
     expected = "06_resnet50" if (run / "metrics" / "06_resnet50.json").exists() \
         else "02_baseline_cnn"
     assert r["model"] == expected
