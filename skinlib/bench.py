@@ -7,8 +7,8 @@ caching or prefetch, the skinlib pipeline cold (first epoch, decoding) and warm 
 from its cache), and the limit: decode + resize alone, in parallel, without augmentation or
 caching. All augmenting ways use the same augmentation (flips, rotation 0.1 turn, zoom 10%,
 brightness and contrast 10%; ``skinlib.pipeline.augment_batch`` in the tf.data ways, the
-generator's own options plus a contrast function in the seed way). Peak memory per stage is the highest resident set size sampled
-while the stage ran (and its rise over the stage's start).
+generator's own options plus a contrast function in the seed way). Peak memory per stage is
+the highest resident set size sampled while the stage ran (and its rise over the stage's start).
 
 ``bench train`` times training steps of the baseline CNN and ResNet50 (``weights=None``) on
 synthetic tensors: eager, compiled graph, and XLA (``jit_compile``); mixed precision only where a

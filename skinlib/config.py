@@ -41,6 +41,7 @@ class Profile:
     patience: int = 6
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
     retrain_epochs: int = 30  # epochs of the CNN re-trainings in notebooks 04 and 08 (leakage)
+    leakage_28px: bool = True  # notebook 08: also run the leakage pair at 28x28 (DermaMNIST-like)
     n_bootstrap: int = 1000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
     gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
@@ -109,7 +110,7 @@ _BASE = {
         name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        retrain_epochs=8,
+        retrain_epochs=8, leakage_28px=False,
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
         expert_epochs=4, expert_finetune_epochs=1,

@@ -98,7 +98,8 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
 
 
 def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
-    """The whole experiment: both splits at each size (default: the profile's size and 28x28).
+    """The whole experiment: both splits at each size (default: the profile's size, and 28x28
+    when the profile's ``leakage_28px`` is set; the smoke profile skips it to stay fast).
 
     With ``reuse``, notebook 02's model stands for the lesion-grouped run at the profile's size
     (pass ``False`` when the session's profile differs from 02's, e.g. other epochs).
@@ -106,7 +107,9 @@ def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
     Returns:
         ``{"facts": lesion_facts, "runs": [metrics dict per (split, size)]}``.
     """
-    sizes = sizes or [tuple(session.profile.image_size), (28, 28)]
+    if not sizes:
+        sizes = [tuple(session.profile.image_size)]
+        sizes += [(28, 28)] if session.profile.leakage_28px else []
     runs = [run_one(session, kind, size, verbose, reuse) for size in sizes for kind in SPLIT_KINDS]
     return {"facts": lesion_facts(session.catalog), "runs": runs}
 
@@ -132,7 +135,8 @@ def table(experiment: dict) -> pd.DataFrame:
                      "source": "this run"})
     for pub in PUBLISHED_DERMAMNIST:
         rows.append({"model": pub["model"], "image size": pub["image size"],
-                     "split": "image-level (DermaMNIST)", "accuracy (argmax)": _fmt(pub["accuracy"]),
+                     "split": "image-level (DermaMNIST)",
+                     "accuracy (argmax)": _fmt(pub["accuracy"]),
                      "balanced accuracy": "not reported", "macro AUC": _fmt(pub["macro AUC"]),
                      "test images leaked": "not reported", "source": PUBLISHED_SOURCE})
     return pd.DataFrame(rows)

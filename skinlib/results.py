@@ -31,7 +31,8 @@ TABLE_METRICS = (
 
 def _is_model(d: dict) -> bool:
     """True for a metrics dict of a model scored on the shared test split."""
-    return d.get("balanced_accuracy") is not None and not Path(d.get("source", "")).name.startswith("08_")
+    own = Path(d.get("source", "")).name.startswith("08_")
+    return d.get("balanced_accuracy") is not None and not own
 
 
 def collect(run_or_dir) -> dict[str, dict]:
@@ -110,11 +111,14 @@ def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 def to_markdown(frame: pd.DataFrame) -> str:
     """A GitHub Markdown table of a DataFrame (cells as text, ``|`` escaped)."""
     def cell(v) -> str:
-        return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v).replace("|", "\\|")
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return ""
+        return str(v).replace("|", "\\|")
 
     lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
              "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -135,7 +139,8 @@ def write_summary(table: pd.DataFrame, run) -> tuple[Path, Path]:
 
 def display_names(results: dict[str, dict]) -> dict[str, dict]:
     """Short display names (model names without the notebook prefix where unique) -> dict."""
-    short = {name: (name[3:] if name[:2].isdigit() and name[2:3] == "_" else name) for name in results}
+    short = {name: (name[3:] if name[:2].isdigit() and name[2:3] == "_" else name)
+             for name in results}
     if len(set(short.values())) < len(short):
         return dict(results)
     return {short[name]: d for name, d in results.items()}

@@ -88,7 +88,8 @@ def test_lesion_facts_and_leaked_share():
 
 
 def test_leakage_table_marks_published_rows():
-    run = {"image_size": [28, 28], "split": "image-level", "trained_as": "x", "accuracy_argmax": 0.7,
+    run = {"image_size": [28, 28], "split": "image-level", "trained_as": "x",
+           "accuracy_argmax": 0.7,
            "balanced_accuracy": 0.5, "macro_auc": 0.8, "ci95": {"balanced_accuracy": [0.4, 0.6]},
            "leakage": {"share": 0.4}}
     grouped = {**run, "split": "lesion-grouped", "balanced_accuracy": 0.45, "macro_auc": 0.75,
