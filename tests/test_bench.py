@@ -48,7 +48,6 @@ def test_failed_stage_is_reported_not_raised():
     assert bench.ratios({"skinlib_warm": {"error": "x"}})["skinlib_warm / decode_limit"] is None
 
 
-@pytest.mark.slow  # eager + graph training steps of the CNN: ~10 s idle, longer on a busy CPU
 def test_bench_train_cnn_modes():
     report = bench.bench_train("smoke", steps=1, models=("cnn",), modes=("eager", "graph"))
     res = report["results"]["cnn"]
