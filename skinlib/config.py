@@ -42,6 +42,7 @@ class Profile:
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
     retrain_epochs: int = 30  # epochs of the CNN re-trainings in notebooks 04 and 08 (leakage)
     leakage_28px: bool = True  # notebook 08: also run the leakage pair at 28x28 (DermaMNIST-like)
+    leakage_sizes: tuple = ()  # notebook 08: sizes of the leakage pairs; () = the two above
     n_bootstrap: int = 1000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
     gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
@@ -122,7 +123,7 @@ _BASE = {
         name="quick", data="auto", k_folds=3,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        retrain_epochs=10,
+        retrain_epochs=10, leakage_sizes=((28, 28),),
         gan_size=64, gan_batch_size=32, gan_steps=800, gan_checkpoint_every=200,
         gan_target_count=500, kid_samples=200, gan_filters=128,
         expert_epochs=8, expert_finetune_epochs=2,

@@ -83,7 +83,12 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
         model, record = train.load_done(session.run, name)
         record["loaded"] = True
     else:
-        model, record = baseline.train_cnn(s, name, image_size=size, verbose=verbose)
+        # The pair at the profile's size matches notebook 02 (its epochs); other sizes are a
+        # cheaper side experiment (retrain_epochs), the same for both splits of the pair.
+        p = session.profile
+        epochs = p.epochs if size == tuple(p.image_size) else p.retrain_epochs
+        model, record = baseline.train_cnn(s, name, image_size=size, epochs=epochs,
+                                           verbose=verbose)
     result, probs = evaluation.evaluate_model(
         s, model, name=name, image_size=size, train_seconds=record["train_seconds"],
         n_train=len(s.frame("train")), write=False)
@@ -98,8 +103,9 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
 
 
 def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
-    """The whole experiment: both splits at each size (default: the profile's size, and 28x28
-    when the profile's ``leakage_28px`` is set; the smoke profile skips it to stay fast).
+    """The whole experiment: both splits at each size (default: the profile's
+    ``leakage_sizes`` if set — quick uses 28x28 only, to fit a CPU — else the profile's size,
+    and 28x28 when ``leakage_28px`` is set; the smoke profile skips 28x28 to stay fast).
 
     With ``reuse``, notebook 02's model stands for the lesion-grouped run at the profile's size
     (pass ``False`` when the session's profile differs from 02's, e.g. other epochs).
@@ -107,6 +113,8 @@ def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
     Returns:
         ``{"facts": lesion_facts, "runs": [metrics dict per (split, size)]}``.
     """
+    if not sizes and session.profile.leakage_sizes:
+        sizes = [tuple(v) for v in session.profile.leakage_sizes]
     if not sizes:
         sizes = [tuple(session.profile.image_size)]
         sizes += [(28, 28)] if session.profile.leakage_28px else []
