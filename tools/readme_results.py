@@ -1,0 +1,102 @@
+"""Write the README's results section from a finished run folder (never by hand).
+
+    python tools/readme_results.py runs/quick "python -m skinlib run --profile quick ..."
+
+Copies the key figures (no patient images) to ``figures/`` with a ``<profile>_`` prefix, writes
+``figures/<profile>_summary.md`` and ``figures/<profile>_run.json`` (command, wall time per
+notebook, machine, versions), and replaces the block between ``<!-- results:start -->`` and
+``<!-- results:end -->`` in README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from skinlib import leakage, results
+from skinlib.rundir import RunDir, project_root
+
+FIGURES = ["01_class_counts", "01_images_per_lesion", "02_history", "02_confusion_matrix",
+           "02_roc", "03_gan_losses", "04_per_class_recall", "05_reliability", "06_history",
+           "08_metric_bars", "08_recall_heatmap"]
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _machine() -> str:
+    import os
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPU cores, {mem:.0f} GB RAM, no GPU ({platform.machine()})"
+
+
+def build(run_dir: str, command: str) -> str:
+    """The Markdown section; also writes the files under figures/."""
+    run = RunDir(run_dir)
+    out = project_root() / "figures"
+    out.mkdir(exist_ok=True)
+    env = json.loads((run.logs / "environment.json").read_text())
+    profile = env["profile"]["name"]
+    times = json.loads((run.logs / "run_times.json").read_text())
+    copied = []
+    for name in FIGURES:
+        hits = sorted(run.figures.glob(f"{name}*.png"))
+        if hits:
+            dst = out / f"{profile}_{hits[0].name}"
+            shutil.copyfile(hits[0], dst)
+            copied.append(dst.name)
+    found = results.collect(run)
+    data = next(iter(found.values())).get("data", env["data"]) if found else env["data"]
+    table = results.formatted(results.summary_table(found))
+    summary_md = results.to_markdown(table)
+    (out / f"{profile}_summary.md").write_text(summary_md + "\n")
+    record = {"command": command, "seconds_per_notebook": times,
+              "total_minutes": round(sum(times.values()) / 60, 1), "machine": _machine(),
+              "versions": env["versions"], "catalog_sha256": env["catalog_sha256"]}
+    (out / f"{profile}_run.json").write_text(json.dumps(record, indent=2) + "\n")
+    leak_path = run.metrics / "08_leakage.json"
+    lines = [START, "",
+             f"Made by `tools/readme_results.py` from a real run: `{command}` on {_machine()}, "
+             f"TensorFlow {env['versions'].get('tensorflow')}. Data: {data}, "
+             f"{env['n_images']:,} images, lesion-grouped split, seed "
+             f"{env['profile']['seed']}; every model is tested once on the same "
+             f"{_n_test(run)} test images. 95% bootstrap CIs in brackets.", "",
+             summary_md, "",
+             "Wall time per notebook (minutes): " + ", ".join(
+                 f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
+             + f"; total {record['total_minutes']} min.", ""]
+    if leak_path.exists():
+        exp = json.loads(leak_path.read_text())
+        lines += ["Leakage check (notebook 08): the same CNN on an image-level split vs the "
+                  "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
+                  "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
+    lines += [" ".join(f"![{n}](figures/{n})" for n in copied), "", END]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Replace the README's results block."""
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    section = build(argv[0], argv[1])
+    readme = project_root() / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{readme} has no {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    readme.write_text(head + section + rest.split(END, 1)[1])
+    print(f"README results updated from {argv[0]}")
+    return 0
+
+
+def _n_test(run: RunDir) -> int:
+    return int((pd.read_csv(run.splits_csv)["split"] == "test").sum())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
