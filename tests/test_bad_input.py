@@ -198,3 +198,15 @@ def test_inspect_image_sets_no_pillow_global(tmp_path):
     assert images.header_size(path) == (20, 10)
     assert before == (Image.MAX_IMAGE_PIXELS,
                       __import__("PIL.ImageFile").ImageFile.LOAD_TRUNCATED_IMAGES)
+
+
+def test_pipeline_reads_every_kept_image(bad_root, tmp_path):
+    """End to end: after loading, TensorFlow decodes every kept or converted file, no crash."""
+    from skinlib import pipeline
+
+    root, planted, _ = bad_root
+    df = data.load_local(root, run_dir=tmp_path / "run")
+    x, y = pipeline.load_array(df, (24, 32))
+    assert x.shape == (len(df), 24, 32, 3) and len(y) == len(df)
+    converted = df["image_id"].isin([planted[c] for c in CONVERTIBLE]).to_numpy()
+    assert converted.sum() == len(CONVERTIBLE) and x[converted].std() > 0
