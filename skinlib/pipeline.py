@@ -27,25 +27,11 @@ def decode_resize(path: tf.Tensor, image_size: tuple[int, int]) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(img), 0, 255), tf.uint8)
 
 
-def augmenter(seed: int = 0):
-    """The training augmentation of seed work as one Keras block: flips, rotation, zoom,
-    brightness and contrast, all on [0, 255] images (:func:`augment_batch` is the same, fused
-    into one transform; :func:`make_dataset` uses that one)."""
-    import keras
-
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        keras.layers.RandomRotation(0.1, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 2),
-        keras.layers.RandomBrightness(0.1, value_range=(0, 255), seed=seed + 3),
-        keras.layers.RandomContrast(0.1, value_range=(0, 255), seed=seed + 4),
-    ], name="augment")
-
-
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, *, rotation: float = 0.1,
                   zoom: float = 0.1, brightness: float = 0.1, contrast: float = 0.1) -> tf.Tensor:
-    """The same augmentation as :func:`augmenter`, fused for speed, on a batch in [0, 255]
-    (uint8 or float; the result is float32).
+    """The training augmentation of seed work (flips, rotation, zoom, brightness, contrast),
+    fused into one warp and one multiply-add, on a batch in [0, 255] (uint8 or float; the
+    result is float32).
 
     Flips, rotation (up to ``rotation`` of a turn), zoom (up to ``zoom`` in or out) are one
     projective transform per image (reflect fill, bilinear), then brightness (up to
