@@ -9,11 +9,11 @@ which matters with 20 validation images of a class.
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
+
+from skinlib import pretrained
 
 INCEPTION_FEATURES = "inception_v3_imagenet_avgpool"
 BASELINE_FEATURES = "02_baseline_cnn_penultimate"
@@ -57,23 +57,6 @@ def kid(x, y, *, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -
             "subset_size": m, "n_subsets": int(n_subsets), "n_x": len(x), "n_y": len(y)}
 
 
-def inception_available(timeout: float = 3.0) -> bool:
-    """Whether ImageNet InceptionV3 weights are cached or their host answers within ``timeout``."""
-    cache = Path(os_keras_home()) / "models" / _INCEPTION_FILE
-    if cache.exists():
-        return True
-    try:
-        with socket.create_connection(("storage.googleapis.com", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def os_keras_home() -> str:
-    """Keras's cache folder (``$KERAS_HOME`` or ``~/.keras``)."""
-    return os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-
-
 def _resize_batches(images: np.ndarray, size, batch: int = 128):
     """Yield float32 batches of ``images`` resized to ``size`` (height, width), in [0, 255]."""
     import tensorflow as tf
@@ -101,7 +84,7 @@ def feature_extractor(mode: str = "auto", baseline_path=None):
         raise ValueError(f"kid_features={mode!r}: use auto, inception or baseline")
     if mode in ("auto", "inception"):
         net = None
-        if inception_available():
+        if pretrained.available(_INCEPTION_FILE):
             try:
                 net = keras.applications.InceptionV3(include_top=False, weights="imagenet",
                                                      pooling="avg", input_shape=(299, 299, 3))

@@ -9,6 +9,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from skinlib import pretrained  # noqa: E402
 from skinlib.models import transfer  # noqa: E402
 
 
@@ -96,8 +97,7 @@ def test_resolve_weights(monkeypatch, tmp_path):
 
 
 def test_imagenet_without_internet_fails_fast_with_one_clear_line(monkeypatch):
-    monkeypatch.setattr(transfer, "_imagenet_cached", lambda: False)
-    monkeypatch.setattr(transfer, "_can_download", lambda timeout=3.0: False)
+    monkeypatch.setattr(pretrained, "available", lambda filename, timeout=3.0: False)
     start = time.perf_counter()
     with pytest.raises(transfer.WeightsError) as err:
         transfer.build_resnet50((32, 32), 7, weights="imagenet", mixed_precision=False)
@@ -109,7 +109,7 @@ def test_imagenet_without_internet_fails_fast_with_one_clear_line(monkeypatch):
 
 def test_can_download_returns_quickly():
     start = time.perf_counter()
-    assert transfer._can_download(timeout=1.0) in (True, False)
+    assert pretrained.can_download(timeout=1.0) in (True, False)
     assert time.perf_counter() - start < 5
 
 

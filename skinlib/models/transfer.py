@@ -14,12 +14,13 @@ inference mode, so the small batches of fine-tuning do not wreck the ImageNet st
 from __future__ import annotations
 
 import os
-import socket
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from skinlib import pretrained
 
 WEIGHTS_ENV = "SKINLIB_RESNET50_WEIGHTS"
 NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -63,21 +64,6 @@ def _existing(path: str, what: str) -> str:
     return str(p)
 
 
-def _imagenet_cached() -> bool:
-    """Whether Keras already has the ImageNet no-top weights in its cache."""
-    home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    return (home / "models" / NOTOP_FILE).is_file()
-
-
-def _can_download(timeout: float = 3.0) -> bool:
-    """Whether the Keras weights server answers within ``timeout`` seconds."""
-    try:
-        with socket.create_connection(("storage.googleapis.com", 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _no_imagenet_message() -> str:
     return (f"ImageNet weights for ResNet50 cannot be downloaded here (no internet) and are "
             f"not in the Keras cache: download {NOTOP_FILE} elsewhere and pass its path with "
@@ -103,7 +89,7 @@ def _load_base_weights(model, weights: str, image_size) -> None:
     """Copy ImageNet (or file) weights into the flat model's ResNet50 layers, by name."""
     import keras
 
-    if weights == "imagenet" and not _imagenet_cached() and not _can_download():
+    if weights == "imagenet" and not pretrained.available(NOTOP_FILE):
         raise WeightsError(_no_imagenet_message())
     try:
         ref = keras.applications.ResNet50(include_top=False, weights=weights,
