@@ -539,3 +539,13 @@ def load_metrics(run_metrics_dir) -> list[dict]:
         else:
             raise ValueError(f"{f} holds a {type(obj).__name__}, not a metrics object")
     return out
+
+
+def most_confused(result: dict) -> tuple[str, str, float]:
+    """The largest off-diagonal cell of an ``evaluate`` dict's row-normalised confusion matrix:
+    ``(true class, predicted class, share of the true class's images)``."""
+    cm = np.asarray(result["confusion_matrix"], dtype=float)
+    rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    np.fill_diagonal(rows, -1)
+    i, j = np.unravel_index(int(np.argmax(rows)), rows.shape)
+    return result["classes"][i], result["classes"][j], float(rows[i, j])

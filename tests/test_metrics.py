@@ -218,3 +218,9 @@ def test_result_json_and_files(tmp_path):
     assert loaded[0]["balanced_accuracy"] == pytest.approx(r["balanced_accuracy"])
     with pytest.raises(FileNotFoundError, match="no metrics folder"):
         metrics.load_metrics(tmp_path / "nowhere")
+
+
+def test_most_confused_is_the_largest_off_diagonal_share():
+    result = {"classes": ["a", "b", "c"],
+              "confusion_matrix": [[8, 2, 0], [1, 1, 0], [0, 3, 27]]}
+    assert metrics.most_confused(result) == ("b", "a", 0.5)
