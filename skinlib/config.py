@@ -40,7 +40,7 @@ class Profile:
     learning_rate: float = 1e-3
     patience: int = 6
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
-    retrain_epochs: int = 30  # epochs of the CNN re-trainings in notebooks 04 and 08 (leakage)
+    retrain_epochs: int = 30  # epochs of notebook 04's three CNN re-trainings
     leakage_28px: bool = True  # notebook 08: also run the leakage pair at 28x28 (DermaMNIST-like)
     leakage_sizes: tuple = ()  # notebook 08: sizes of the leakage pairs; () = the two above
     n_bootstrap: int = 1000
