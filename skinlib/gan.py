@@ -144,7 +144,7 @@ def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, s
           .map(_random_flips, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     t0 = time.perf_counter()
     history = gan.fit(ds, epochs=blocks, initial_epoch=start_step // every,
-                      steps_per_epoch=every, verbose=verbose,
+                      steps_per_epoch=every, verbose=verbose, shuffle=False,
                       callbacks=[_checkpoint_callback(gan, folder, every, fixed_z),
                                  *callbacks])
     seconds = time.perf_counter() - t0
