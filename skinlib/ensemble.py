@@ -37,6 +37,7 @@ import pandas as pd
 
 from skinlib import metrics, train
 from skinlib.pipeline import make_dataset, steps_per_epoch
+from skinlib.rundir import json_types
 
 HOLDOUTS = ("val", "none")
 
@@ -253,7 +254,7 @@ def bma_record(folds: list[dict], y_val, tempering="per_image") -> dict:
 def save_bma(run, record: dict, name: str = "05_bma_weights") -> "object":
     """Write the BMA weights record as ``models/<name>.json``; returns the path."""
     path = run.models / f"{name}.json"
-    path.write_text(json.dumps(metrics._jsonable(record), indent=2) + "\n")
+    path.write_text(json.dumps(json_types(record), indent=2) + "\n")
     return path
 
 

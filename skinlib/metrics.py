@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from skinlib.rundir import json_types
 
 DECISIONS = ("argmax", "prior_corrected", "thresholds")
 META_KEYS = ("model", "profile", "data", "split", "image_size", "n_train", "n_test",
@@ -459,27 +460,6 @@ def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
 # JSON
 # --------------------------------------------------------------------------------------------
 
-def _jsonable(o):
-    """Recursively turn NumPy types, tuples and paths into JSON types; NaN/inf -> None."""
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, bool | np.bool_):
-        return bool(o)
-    if isinstance(o, int | np.integer):
-        return int(o)
-    if isinstance(o, float | np.floating):
-        return _num(o)
-    if isinstance(o, os.PathLike):
-        return str(o)
-    if o is None or isinstance(o, str):
-        return o
-    raise TypeError(f"cannot write {type(o).__name__} ({o!r}) to a metrics JSON")
-
-
 def result_json(result: dict, **meta) -> dict:
     """An :func:`evaluate` dict merged with the run's metadata (DESIGN.md metrics JSON).
 
@@ -495,14 +475,14 @@ def result_json(result: dict, **meta) -> dict:
               if k not in result]
     if absent:
         raise ValueError(f"result lacks {absent}: pass the dict that metrics.evaluate() returned")
-    return _jsonable({**result, **meta})
+    return json_types({**result, **meta})
 
 
 def write_metrics(path, result: dict) -> Path:
     """Write a metrics dict as indented JSON (NumPy-safe, NaN -> null); parents are created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(json_types(result), indent=2, allow_nan=False) + "\n")
     return path
 
 

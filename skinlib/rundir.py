@@ -59,7 +59,7 @@ class RunDir:
         """Write ``obj`` as indented JSON under the run folder and return the path."""
         path = self.inside(relpath)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        path.write_text(json.dumps(json_types(obj), indent=2, allow_nan=False) + "\n")
         return path
 
     def read_json(self, relpath: str):
@@ -71,16 +71,26 @@ class RunDir:
         return json.loads(path.read_text())
 
 
-def _json_default(o):
-    """JSON encoder for NumPy scalars/arrays and paths."""
+def json_types(o):
+    """Recursively turn NumPy types, tuples and paths into JSON types; NaN and inf -> None."""
+    import math
+
     import numpy as np
 
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, dict):
+        return {str(k): json_types(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [json_types(v) for v in o]
     if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
+        return json_types(o.tolist())
+    if isinstance(o, bool | np.bool_):
+        return bool(o)
+    if isinstance(o, int | np.integer):
+        return int(o)
+    if isinstance(o, float | np.floating):
+        return float(o) if math.isfinite(o) else None
+    if isinstance(o, os.PathLike):
         return str(o)
-    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+    if o is None or isinstance(o, str):
+        return o
+    raise TypeError(f"cannot write {type(o).__name__} ({o!r}) to JSON")

@@ -14,7 +14,6 @@ import json
 import platform
 import shutil
 import sys
-from pathlib import Path
 
 import pandas as pd
 
