@@ -403,7 +403,7 @@ def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, t
 
 def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
             decision_b: str = "argmax", priors=None, thresholds_a=None, thresholds_b=None,
-            n_bootstrap: int = 1000, seed: int = 0) -> dict:
+            n_bootstrap: int = 1000, seed: int = 0, subset=None) -> dict:
     """Paired bootstrap comparison of two models on the same test images.
 
     Both models are scored on the same resamples, so the CI is of the *difference* b - a.
@@ -426,6 +426,12 @@ def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
     names = ["accuracy", "balanced_accuracy", "macro_auc", "macro_f1", "ece", "minority_recall"]
     if mel is not None:
         names.append("mel_sensitivity_at_spec80")
+    chosen = []
+    if subset is not None:
+        chosen = [classes.index(c) for c in subset if c in classes and support[classes.index(c)]]
+        if not chosen:
+            raise ValueError(f"none of the classes {list(subset)} occurs in y_true")
+        names.append("subset_recall")
 
     def scores(W, probs, pred):
         s = _weighted_scores(W, y, probs, pred, auc_classes, mel, 15)
@@ -435,6 +441,9 @@ def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
         with np.errstate(invalid="ignore", divide="ignore"):
             rec = np.diagonal(cm, axis1=1, axis2=2)[:, minority] / sup[:, minority]
             s["minority_recall"] = np.nanmean(rec, axis=1) if minority else np.full(len(W), np.nan)
+            if chosen:
+                s["subset_recall"] = np.nanmean(
+                    np.diagonal(cm, axis1=1, axis2=2)[:, chosen] / sup[:, chosen], axis=1)
         return s
 
     ones = np.ones((1, len(y)))
@@ -451,6 +460,8 @@ def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
         ci = _ci(d)
         out[m] = {"a": a, "b": b, "diff": None if a is None or b is None else b - a, "ci95": ci,
                   "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0))}
+    if chosen:
+        out["subset_recall"]["classes"] = [classes[c] for c in chosen]
     out["n_bootstrap"] = int(n_bootstrap)
     out["seed"] = int(seed)
     return out

@@ -149,29 +149,11 @@ def copy_check(generated: np.ndarray, train: np.ndarray, val: np.ndarray) -> dic
 
 def subset_recall_difference(y_true, pred_a, pred_b, classes, subset, *,
                              n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """Mean recall over ``subset`` of classes for two models' predictions, and the paired
-    bootstrap 95% CI of the difference b - a on the same test images."""
-    y = np.asarray(y_true).astype(int)
-    pa, pb = np.asarray(pred_a).astype(int), np.asarray(pred_b).astype(int)
-    idx = [classes.index(c) for c in subset if c in classes and (y == classes.index(c)).any()]
-    if not idx:
-        raise ValueError(f"none of the classes {list(subset)} occurs in y_true")
+    """Mean recall over ``subset`` of classes for two models' *predicted labels*, and the
+    paired bootstrap 95% CI of the difference b - a (``metrics.compare``'s ``subset_recall``)."""
+    from skinlib import metrics
 
-    def mean_recall(sel):
-        ys = y[sel]
-        return np.mean([(pa[sel][ys == c] == c).mean() if (ys == c).any() else np.nan
-                        for c in idx]), np.mean([(pb[sel][ys == c] == c).mean()
-                                                 if (ys == c).any() else np.nan for c in idx])
-
-    a, b = mean_recall(np.arange(len(y)))
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(int(n_bootstrap)):
-        ra, rb = mean_recall(rng.integers(0, len(y), len(y)))
-        if np.isfinite(ra) and np.isfinite(rb):
-            diffs.append(rb - ra)
-    ci = [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))] if diffs else None
-    return {"classes": [classes[c] for c in idx], "a": float(a), "b": float(b),
-            "diff": float(b - a), "ci95": ci,
-            "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0)),
-            "n_bootstrap": int(n_bootstrap)}
+    eye = np.eye(len(classes))
+    comp = metrics.compare(y_true, eye[np.asarray(pred_a, int)], eye[np.asarray(pred_b, int)],
+                           classes, n_bootstrap=n_bootstrap, seed=seed, subset=subset)
+    return {**comp["subset_recall"], "n_bootstrap": comp["n_bootstrap"]}
