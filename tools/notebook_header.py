@@ -38,9 +38,10 @@ if "google.colab" in sys.modules:
     source = os.environ.get("SKINLIB_INSTALL_FROM", "git+{repo}.git@{branch}")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
     importlib.invalidate_caches()
-    from skinlib import data as _data
+    if "SKINLIB_DATA" not in os.environ:
+        from skinlib import data as _data
 
-    os.environ.setdefault("SKINLIB_DATA", str(_data.download_kaggle()))
+        os.environ["SKINLIB_DATA"] = str(_data.download_kaggle())
 from skinlib import notebook
 
 notebook.intro("{name}")'''
