@@ -1,10 +1,12 @@
 """Write the README's results section from a finished run folder (never by hand).
 
-    python tools/readme_results.py runs/quick "python -m skinlib run --profile quick ..."
+    python tools/readme_results.py runs/quick "python -m skinlib run --profile quick --data ../shared/data" [...]
 
-Copies the key figures (no patient images) to ``figures/`` with a ``<profile>_`` prefix, writes
-``figures/<profile>_summary.md`` and ``figures/<profile>_run.json`` (command, wall time per
-notebook, machine, versions), and replaces the block between ``<!-- results:start -->`` and
+Every argument after the run folder is one command, runnable as written, that made the run (in
+order). Copies the key figures (no patient images) to ``figures/`` with a ``<profile>_`` prefix,
+writes ``figures/<profile>_summary.md`` and the run record ``skinlib/run_records/<profile>.json``
+(commands, wall time per notebook, machine, device, versions; notebooks print their expected run
+time from it), and replaces the block between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` in README.md.
 """
 
@@ -18,6 +20,7 @@ import sys
 import pandas as pd
 
 from skinlib import leakage, results
+from skinlib.notebook import records_dir
 from skinlib.rundir import RunDir, project_root
 
 FIGURES = ["01_class_counts", "01_images_per_lesion", "02_history", "02_confusion_matrix",
@@ -26,14 +29,14 @@ FIGURES = ["01_class_counts", "01_images_per_lesion", "02_history", "02_confusio
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def _machine() -> str:
+def _machine(device: str) -> str:
     import os
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPU cores, {mem:.0f} GB RAM, no GPU ({platform.machine()})"
+    return f"{os.cpu_count()} CPU cores, {mem:.0f} GB RAM, {device} ({platform.machine()})"
 
 
-def build(run_dir: str, command: str) -> str:
+def build(run_dir: str, commands: list[str]) -> str:
     """The Markdown section; also writes the files under figures/."""
     run = RunDir(run_dir)
     out = project_root() / "figures"
@@ -53,14 +56,19 @@ def build(run_dir: str, command: str) -> str:
     table = results.formatted(results.summary_table(found))
     summary_md = results.to_markdown(table)
     (out / f"{profile}_summary.md").write_text(summary_md + "\n")
-    record = {"command": command, "seconds_per_notebook": times,
-              "total_minutes": round(sum(times.values()) / 60, 1), "machine": _machine(),
-              "versions": env["versions"], "catalog_sha256": env["catalog_sha256"]}
-    (out / f"{profile}_run.json").write_text(json.dumps(record, indent=2) + "\n")
+    device = env.get("device", "device not recorded")
+    record = {"commands": commands, "seconds_per_notebook": times,
+              "total_minutes": round(sum(times.values()) / 60, 1), "machine": _machine(device),
+              "device": device, "versions": env["versions"],
+              "catalog_sha256": env["catalog_sha256"]}
+    records_dir().mkdir(exist_ok=True)
+    (records_dir() / f"{profile}.json").write_text(json.dumps(record, indent=2) + "\n")
     leak_path = run.metrics / "08_leakage.json"
     lines = [START, "",
-             f"Made by `tools/readme_results.py` from a real run: `{command}` on {_machine()}, "
-             f"TensorFlow {env['versions'].get('tensorflow')}. Data: {data}, "
+             "Made by `tools/readme_results.py` from a real run, with these commands:", "",
+             "```bash", *commands, "```", "",
+             f"Machine: {record['machine']}, TensorFlow {env['versions'].get('tensorflow')}. "
+             f"Data: {data}, "
              f"{env['n_images']:,} images, lesion-grouped split, seed "
              f"{env['profile']['seed']}; every model is tested once on the same "
              f"{_n_test(run)} test images. 95% bootstrap CIs in brackets.", "",
@@ -79,10 +87,10 @@ def build(run_dir: str, command: str) -> str:
 
 def main(argv: list[str]) -> int:
     """Replace the README's results block."""
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    section = build(argv[0], argv[1])
+    section = build(argv[0], argv[1:])
     readme = project_root() / "README.md"
     text = readme.read_text()
     if START not in text or END not in text:
