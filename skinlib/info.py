@@ -23,6 +23,9 @@ HAM10000 = {
         "vasc": "Vascular lesion",
     },
     "malignant": ["akiec", "bcc", "mel"],
+    # Image source of each image (the Dataverse metadata's `dataset` column) and its count.
+    "sources": {"vidir_molemax": 3954, "vidir_modern": 3363, "rosendahl": 2259,
+                "vienna_dias": 439},
     "license": LICENSE,
     "citation": (
         "Tschandl P., Rosendahl C., Kittler H. The HAM10000 dataset, a large collection of "
@@ -80,11 +83,3 @@ def classes(dataset: str = "ham10000") -> list[str]:
 def class_names(dataset: str = "ham10000") -> dict[str, str]:
     """Readable name of each class code of a dataset."""
     return dict(DATASETS[dataset]["names"])
-
-
-def dataset_of(class_list) -> str:
-    """Which dataset a list of class codes belongs to (used when only the classes are known)."""
-    for key, meta in DATASETS.items():
-        if list(class_list) == meta["classes"]:
-            return key
-    raise ValueError(f"classes {list(class_list)} match no known dataset")

@@ -25,7 +25,7 @@ def read_image(path) -> np.ndarray:
     """An image file as uint8 RGB ``(H, W, 3)``; ValueError naming the file if unreadable."""
     from PIL import Image, UnidentifiedImageError
 
-    from skinlib.images import to_rgb
+    from skinlib.data.validation import to_rgb
 
     p = Path(path)
     if not p.is_file():

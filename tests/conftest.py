@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: a synthetic HAM10000 look-alike and the real data folder."""
+"""Shared pytest fixtures: the fake HAM10000 look-alike and the real data folder."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory) -> Path:
-    """A 420-image synthetic HAM10000 folder in the Kaggle layout, written once per session."""
-    from skinlib.data import make_synthetic
+def fake_root(tmp_path_factory) -> Path:
+    """A 420-image fake HAM10000 folder in the Kaggle layout, written once per session."""
+    from skinlib.data import make_fake_dataset
 
-    return make_synthetic(tmp_path_factory.mktemp("synthetic") / "ham", n_images=420, seed=42)
+    return make_fake_dataset(tmp_path_factory.mktemp("fake") / "ham", n_images=420, seed=42)
 
 
 @pytest.fixture(scope="session")

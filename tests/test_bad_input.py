@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinlib import data, images
+from skinlib import data
 
 CASES = ["empty", "random", "truncated", "png", "gray", "rgba", "cmyk", "png16", "huge"]
 UNREADABLE = {"empty", "random", "truncated"}
@@ -47,10 +47,10 @@ def _break(path: Path, case: str, rng: np.random.Generator) -> None:
 
 
 @pytest.fixture()
-def bad_root(synthetic_root, tmp_path):
-    """A copy of the synthetic set with every bad case of DESIGN.md planted, and what went where."""
+def bad_root(fake_root, tmp_path):
+    """A copy of the fake set with every bad case of DESIGN.md planted, and what went where."""
     root = tmp_path / "bad"
-    shutil.copytree(synthetic_root, root)
+    shutil.copytree(fake_root, root)
     meta_path = root / "HAM10000_metadata.csv"
     meta = pd.read_csv(meta_path, dtype=str, keep_default_na=False)
     paths = {p.stem: p for p in root.rglob("ISIC_*.jpg")}
@@ -80,7 +80,7 @@ def bad_root(synthetic_root, tmp_path):
 
 def _counts_add_up(r: dict) -> None:
     """Every row and every image is kept or counted under exactly one reason."""
-    assert r["n_kept"] + sum(r[k] for k in data._ROW_COUNTS) == r["n_rows_metadata"], r
+    assert r["n_kept"] + sum(r[k] for k in data.ROW_COUNTS) == r["n_rows_metadata"], r
     assert (r["n_kept"] + r["rows_unknown_dx"] + r["rows_unreadable"] + r["rows_needs_conversion"]
             + r["images_without_row"]) == r["n_images_found"], r
 
@@ -158,9 +158,9 @@ def test_check_dataset_names_each_file(bad_root):
     assert not by_case["dup_row"]["fatal"]
 
 
-def test_only_convertible_problems_keep_check_ok(synthetic_root, tmp_path):
+def test_only_convertible_problems_keep_check_ok(fake_root, tmp_path):
     root = tmp_path / "conv"
-    shutil.copytree(synthetic_root, root)
+    shutil.copytree(fake_root, root)
     target = sorted(root.rglob("ISIC_*.jpg"))[0]
     _break(target, "cmyk", np.random.default_rng(0))
     check = data.check_dataset(root)
@@ -168,9 +168,9 @@ def test_only_convertible_problems_keep_check_ok(synthetic_root, tmp_path):
     assert check["problems"][0]["path"] == str(target)
 
 
-def test_missing_columns_is_one_clear_error(synthetic_root, tmp_path):
+def test_missing_columns_is_one_clear_error(fake_root, tmp_path):
     root = tmp_path / "cols"
-    shutil.copytree(synthetic_root, root)
+    shutil.copytree(fake_root, root)
     meta_path = root / "HAM10000_metadata.csv"
     pd.read_csv(meta_path).drop(columns=["dx"]).to_csv(meta_path, index=False)
     with pytest.raises(data.DataError, match=r"HAM10000_metadata.csv lacks column\(s\) \['dx'\]"):
@@ -179,9 +179,9 @@ def test_missing_columns_is_one_clear_error(synthetic_root, tmp_path):
     assert not check["ok"] and check["problems"][0]["kind"] == "missing_columns"
 
 
-def test_empty_class_is_refused(synthetic_root, tmp_path):
+def test_empty_class_is_refused(fake_root, tmp_path):
     root = tmp_path / "nodf"
-    shutil.copytree(synthetic_root, root)
+    shutil.copytree(fake_root, root)
     meta_path = root / "HAM10000_metadata.csv"
     meta = pd.read_csv(meta_path, dtype=str, keep_default_na=False)
     for image_id in meta.loc[meta["dx"] == "df", "image_id"]:
@@ -194,8 +194,8 @@ def test_inspect_image_sets_no_pillow_global(tmp_path):
     before = (Image.MAX_IMAGE_PIXELS, __import__("PIL.ImageFile").ImageFile.LOAD_TRUNCATED_IMAGES)
     path = tmp_path / "ISIC_0000001.jpg"
     Image.new("RGB", (20, 10)).save(path, "JPEG")
-    assert images.inspect_image(path)["status"] == "ok"
-    assert images.header_size(path) == (20, 10)
+    assert data.inspect_image(path)["status"] == "ok"
+    assert data.header_size(path) == (20, 10)
     assert before == (Image.MAX_IMAGE_PIXELS,
                       __import__("PIL.ImageFile").ImageFile.LOAD_TRUNCATED_IMAGES)
 

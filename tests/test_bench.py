@@ -12,9 +12,9 @@ def _check_stage(r):
     assert r["images_per_s"] > 0 and r["peak_rss_mb"] > 0 and r["rss_increase_mb"] >= 0
 
 
-def test_bench_pipeline_cli_one_size(synthetic_root, tmp_path):
+def test_bench_pipeline_cli_one_size(fake_root, tmp_path):
     out = tmp_path / "bench.json"
-    code = cli.main(["bench", "pipeline", "--data", str(synthetic_root), "--size", "32",
+    code = cli.main(["bench", "pipeline", "--data", str(fake_root), "--size", "32",
                      "--limit", "40", "--epochs", "2", "--json", str(out)])
     assert code == 0
     report = json.loads(out.read_text())
@@ -28,16 +28,16 @@ def test_bench_pipeline_cli_one_size(synthetic_root, tmp_path):
     assert report["machine"]["cpus"] >= 1
 
 
-def test_bench_pipeline_several_sizes_is_a_list(synthetic_root):
-    report = bench.bench_pipeline(str(synthetic_root), (16, 24), limit=16, epochs=2)
+def test_bench_pipeline_several_sizes_is_a_list(fake_root):
+    report = bench.bench_pipeline(str(fake_root), (16, 24), limit=16, epochs=2)
     assert [r["size"] for r in report["runs"]] == [16, 24]
     assert [r["image_size"] for r in report["runs"]] == [[12, 16], [18, 24]]
     assert "skinlib_warm / decode_limit" in report["runs"][0]["ratios"]
     assert "imagedatagenerator" in bench.format_pipeline(report)
 
 
-def test_bench_pipeline_bad_arguments(synthetic_root, capsys):
-    assert cli.main(["bench", "pipeline", "--data", str(synthetic_root), "--limit", "0"]) == 2
+def test_bench_pipeline_bad_arguments(fake_root, capsys):
+    assert cli.main(["bench", "pipeline", "--data", str(fake_root), "--limit", "0"]) == 2
     assert "--limit 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="warm"):
         bench.pipeline_run(None, (8, 8), epochs=1)

@@ -48,8 +48,8 @@ def test_run_dir_paths_stay_inside(tmp_path):
             run.inside(bad)
 
 
-def test_data_check_cli_json(synthetic_root, capsys):
-    code = cli.main(["data", "check", str(synthetic_root), "--json"])
+def test_data_check_cli_json(fake_root, capsys):
+    code = cli.main(["data", "check", str(fake_root), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["ok"]
     assert {"n_images", "n_lesions", "classes", "duplicates", "problems"} <= set(out)

@@ -1,4 +1,4 @@
-"""Tests of the data layer: synthetic source, local layouts, ISIC 2019 and the real data."""
+"""Tests of the data layer: the fake dataset, local layouts, source sites, ISIC 2019, real data."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PIL import Image
 
 from skinlib import data, info
 
+FAKE_420_42_HASH = "c9daaf953068d9856477f285b71ae66f88df1b31b5a3da904004d19bccc5b143"
 HAM_COUNTS = {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514, "akiec": 327, "vasc": 142,
               "df": 115}
 
@@ -29,15 +30,15 @@ def _digest(root: Path) -> str:
 
 def _counts_add_up(report: dict) -> None:
     """Every metadata row and every image found is either kept or counted under one reason."""
-    rows = report["n_kept"] + sum(report[k] for k in data._ROW_COUNTS)
+    rows = report["n_kept"] + sum(report[k] for k in data.ROW_COUNTS)
     assert rows == report["n_rows_metadata"], report
     imgs = (report["n_kept"] + report["rows_unknown_dx"] + report["rows_unreadable"]
             + report["rows_needs_conversion"] + report["images_without_row"])
     assert imgs == report["n_images_found"], report
 
 
-def test_synthetic_schema_and_mix(synthetic_root):
-    df = data.load_local(synthetic_root)
+def test_fake_schema_and_mix(fake_root):
+    df = data.load_local(fake_root)
     assert list(df.columns) == data.CATALOG_COLUMNS
     assert len(df) == 420 and df["image_id"].is_unique
     assert df["image_id"].is_monotonic_increasing
@@ -49,17 +50,21 @@ def test_synthetic_schema_and_mix(synthetic_root):
     ratio = len(df) / df["lesion_id"].nunique()
     assert 1.2 <= ratio <= 1.5
     assert (df["label"] == df["dx"].map(info.classes("ham10000").index)).all()
-    meta = pd.read_csv(synthetic_root / "HAM10000_metadata.csv")
+    meta = pd.read_csv(fake_root / "HAM10000_metadata.csv")
     assert list(meta.columns) == ["lesion_id", "image_id", "dx", "dx_type", "age", "sex",
-                                  "localization"]
+                                  "localization", "dataset"]
+    sites = df.set_index("image_id")["source_site"]
+    assert sites.to_dict() == meta.set_index("image_id")["dataset"].to_dict()
+    assert set(sites) == set(info.HAM10000["sources"])
+    assert (df.groupby("lesion_id")["source_site"].nunique() == 1).all()
     with Image.open(df["path"].iloc[0]) as im:
         assert (im.size, im.mode, im.format) == ((200, 150), "RGB", "JPEG")
     assert {Path(p).parent.name for p in df["path"]} == {"HAM10000_images_part_1",
                                                         "HAM10000_images_part_2"}
 
 
-def test_synthetic_classes_differ_in_colour(synthetic_root):
-    df = data.load_local(synthetic_root, validate=False)
+def test_fake_classes_differ_in_colour(fake_root):
+    df = data.load_local(fake_root, validate=False)
     means = {}
     for dx, group in df.groupby("dx"):
         means[dx] = np.mean([np.asarray(Image.open(p), np.float32).mean((0, 1))
@@ -69,16 +74,16 @@ def test_synthetic_classes_differ_in_colour(synthetic_root):
     assert dists[~np.eye(len(vecs), dtype=bool)].min() > 3
 
 
-def test_synthetic_deterministic_and_reused(tmp_path):
-    a = data.make_synthetic(tmp_path / "a", n_images=60, seed=7)
-    b = data.make_synthetic(tmp_path / "b", n_images=60, seed=7)
+def test_fake_deterministic_and_reused(tmp_path):
+    a = data.make_fake_dataset(tmp_path / "a", n_images=60, seed=7)
+    b = data.make_fake_dataset(tmp_path / "b", n_images=60, seed=7)
     assert _digest(a) == _digest(b)
-    c = data.make_synthetic(tmp_path / "c", n_images=60, seed=8)
+    c = data.make_fake_dataset(tmp_path / "c", n_images=60, seed=8)
     assert _digest(a) != _digest(c)
     before = {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")}
-    data.make_synthetic(a, n_images=60, seed=7)
+    data.make_fake_dataset(a, n_images=60, seed=7)
     assert {p: p.stat().st_mtime_ns for p in a.rglob("*.jpg")} == before
-    data.make_synthetic(a, n_images=70, seed=7)  # different size: rewritten
+    data.make_fake_dataset(a, n_images=70, seed=7)  # different size: rewritten
     assert len(list(a.rglob("*.jpg"))) == 70
 
 
@@ -88,14 +93,14 @@ def test_load_catalog_synthetic_uses_run_dir(tmp_path):
     profile = get_profile("smoke", synthetic_images=84, seed=3)
     df = data.load_catalog("synthetic", run_dir=tmp_path / "run", profile=profile)
     assert len(df) == 84 and (df["source"] == "synthetic").all()
-    assert (tmp_path / "run" / "synthetic_data" / "HAM10000_metadata.csv").exists()
+    assert (tmp_path / "run" / "fake_data" / "HAM10000_metadata.csv").exists()
     assert (tmp_path / "run" / "logs" / "catalog_report.json").exists()
     assert (tmp_path / "run" / "logs" / "validated.json").exists()
 
 
-def test_kaggle_layout_with_lowercase_duplicates(synthetic_root, tmp_path):
+def test_kaggle_layout_with_lowercase_duplicates(fake_root, tmp_path):
     root = tmp_path / "kaggle"
-    shutil.copytree(synthetic_root, root)
+    shutil.copytree(fake_root, root)
     for k in (1, 2):  # Kaggle ships each image folder twice
         shutil.copytree(root / f"HAM10000_images_part_{k}", root / f"ham10000_images_part_{k}")
     (root / "hmnist_8_8_L.csv").write_text("pixel0000,pixel0001,label\n1,2,0\n")
@@ -111,8 +116,8 @@ def test_kaggle_layout_with_lowercase_duplicates(synthetic_root, tmp_path):
     assert check["problems"] == []
 
 
-def test_class_folder_layout(synthetic_root, tmp_path):
-    df0 = data.load_local(synthetic_root, validate=False)
+def test_class_folder_layout(fake_root, tmp_path):
+    df0 = data.load_local(fake_root, validate=False)
     root = tmp_path / "folders"
     for r in df0.itertuples():
         (root / r.dx).mkdir(parents=True, exist_ok=True)
@@ -194,10 +199,78 @@ def test_download_kaggle_failure_is_one_clear_line(monkeypatch):
     assert "\n" not in text and err.value.__cause__ is None and err.value.__suppress_context__
 
 
-def test_auto_uses_env(monkeypatch, synthetic_root):
-    monkeypatch.setenv("SKINLIB_DATA", str(synthetic_root))
+def test_auto_uses_env(monkeypatch, fake_root):
+    monkeypatch.setenv("SKINLIB_DATA", str(fake_root))
     df = data.load_catalog("auto", validate=False)
     assert len(df) == 420 and (df["source"] == "local").all()
+
+
+def test_fake_catalog_identity_is_pinned(fake_root):
+    """The fake set's image/lesion/dx rows are those of every earlier version (same seed)."""
+    from skinlib.session import catalog_hash
+
+    df = data.load_local(fake_root, validate=False)
+    assert catalog_hash(df) == FAKE_420_42_HASH
+    assert catalog_hash(df.drop(columns="source_site")) == FAKE_420_42_HASH
+
+
+# ----------------------------------------------------------------------------- source sites
+
+HAM_FORM_IDS = [f"ISIC_{i:07d}" for i in range(8)]  # one image per class, and a second nv
+
+
+def _write_ham(root: Path, name: str, sites: list[str] | None, images: bool = True) -> Path:
+    """A tiny HAM10000 metadata CSV (Kaggle form, or Dataverse form with ``sites``) + images."""
+    root.mkdir(parents=True, exist_ok=True)
+    dxs = info.classes("ham10000") + ["nv"]
+    header = "lesion_id,image_id,dx,dx_type,age,sex,localization" + (",dataset" if sites else "")
+    lines = [header]
+    for n, (image_id, dx) in enumerate(zip(HAM_FORM_IDS, dxs)):
+        extra = f",{sites[n]}" if sites else ""
+        lines.append(f"HAM_{n:07d},{image_id},{dx},histo,{40 + n}.0,male,back{extra}")
+    (root / name).write_text("\n".join(lines) + "\n")
+    for image_id in HAM_FORM_IDS if images else []:
+        Image.new("RGB", (40, 30), (120, 60, 60)).save(root / f"{image_id}.jpg", "JPEG")
+    return root / name
+
+
+SITES = ["rosendahl", "vidir_modern", "vidir_modern", "vienna_dias", "rosendahl",
+         "vidir_molemax", "vidir_molemax", "rosendahl"]
+
+
+def test_source_site_from_dataverse_form(tmp_path):
+    _write_ham(tmp_path / "dv", "HAM10000_metadata.csv", SITES)
+    df = data.load_local(tmp_path / "dv")
+    assert df.set_index("image_id")["source_site"].to_dict() == dict(zip(HAM_FORM_IDS, SITES))
+    assert df.attrs["report"]["n_metadata_disagreements"] == 0
+
+
+def test_source_site_empty_for_kaggle_form(tmp_path):
+    _write_ham(tmp_path / "kg", "HAM10000_metadata.csv", None)
+    df = data.load_local(tmp_path / "kg")
+    assert len(df) == 8 and (df["source_site"] == "").all()
+
+
+def test_both_metadata_forms_are_joined_not_duplicated(tmp_path):
+    """Kaggle file kept as the metadata; sites joined by image_id; disagreements counted."""
+    root = tmp_path / "both"
+    _write_ham(root, "HAM10000_metadata.csv", None)
+    dv = _write_ham(root / "sources", "HAM10000_metadata_with_dataset.csv", SITES, images=False)
+    lines = dv.read_text().splitlines()[:-1]  # the last image has no row here
+    lines[7] = lines[7].replace(",vasc,", ",mel,")  # and one row disagrees on dx
+    dv.write_text("\n".join(lines) + "\n")
+    df = data.load_local(root)
+    assert len(df) == 8 and df["image_id"].is_unique
+    sites = df.set_index("image_id")["source_site"]
+    assert sites.to_dict() == dict(zip(HAM_FORM_IDS, SITES[:7] + [""]))
+    assert df.set_index("image_id").loc[HAM_FORM_IDS[6], "dx"] == "vasc"  # Kaggle kept
+    report = df.attrs["report"]
+    assert report["metadata"].endswith("both/HAM10000_metadata.csv")
+    assert report["n_without_source_site"] == 1 and report["n_metadata_disagreements"] == 1
+    (problem,) = [p for p in report["problems"] if p["kind"] == "metadata_disagreement"]
+    assert HAM_FORM_IDS[6] in problem["problem"] and not problem["fatal"]
+    assert any("source_site from" in n and "7 of 8 rows found" in n for n in report["notes"])
+    assert data.check_dataset(root)["ok"]
 
 
 # ----------------------------------------------------------------------------- real data
@@ -226,6 +299,19 @@ def test_real_ham10000(real_catalog):
 
 
 @pytest.mark.realdata
+def test_real_source_sites(shared_data):
+    """Both metadata forms lie in the real folder: one row per image, the four sources."""
+    df = data.load_local(shared_data, validate=False)
+    assert len(df) == 10015 and df["image_id"].is_unique
+    assert df["source_site"].value_counts().to_dict() == {
+        "vidir_molemax": 3954, "vidir_modern": 3363, "rosendahl": 2259, "vienna_dias": 439}
+    report = df.attrs["report"]
+    assert report["metadata"].endswith("ham10000_metadata/HAM10000_metadata.csv")
+    assert report["n_metadata_disagreements"] == 0 and report["n_without_source_site"] == 0
+    assert report["n_problems"] == 0
+
+
+@pytest.mark.realdata
 def test_real_isic2019(shared_data):
     df = data.load_local(shared_data, dataset="isic2019", validate=False)
     assert len(df) == 10015
@@ -239,10 +325,10 @@ def test_real_isic2019(shared_data):
     assert labels["dx"].value_counts()["nv"] == 12875
 
 
-def test_synthetic_refuses_foreign_folder(tmp_path):
+def test_fake_refuses_foreign_folder(tmp_path):
     (tmp_path / "HAM10000_metadata.csv").write_text("lesion_id,image_id,dx\n")
     with pytest.raises(data.DataError, match="did not write"):
-        data.make_synthetic(tmp_path, n_images=60)
+        data.make_fake_dataset(tmp_path, n_images=60)
     assert (tmp_path / "HAM10000_metadata.csv").exists()
 
 

@@ -8,8 +8,8 @@ from skinlib import data, pipeline
 
 
 @pytest.fixture(scope="module")
-def catalog(synthetic_root):
-    return data.load_local(synthetic_root)
+def catalog(fake_root):
+    return data.load_local(fake_root)
 
 
 def test_batches_are_float_rgb_0_255_in_frame_order(catalog):

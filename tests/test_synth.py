@@ -52,10 +52,10 @@ def test_subset_recall_difference():
 
 
 @pytest.fixture
-def smoke_session(synthetic_root, tmp_path):
+def smoke_session(fake_root, tmp_path):
     from skinlib import session
 
-    return session.start("smoke", str(synthetic_root), str(tmp_path / "run"), quiet=True)
+    return session.start("smoke", str(fake_root), str(tmp_path / "run"), quiet=True)
 
 
 def test_gan_rows_join_training_only(smoke_session):

@@ -3,19 +3,30 @@
 Every file a catalog points at must be a baseline RGB JPEG that decodes in full, so the input
 pipeline can use one decoder and nothing fails deep inside TensorFlow. :func:`inspect_image`
 says what a file is (ok, convertible, huge, unreadable) without changing any Pillow global;
-:func:`convert_image` writes the RGB JPEG copy for the convertible and huge ones.
+:func:`convert_image` writes the RGB JPEG copy for the convertible and huge ones;
+:func:`validate_rows` does both for every row of a catalog and counts each case.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import struct
+import time
 import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from skinlib.data.report import LoadReport
+    from skinlib.rundir import RunDir
 
 MAX_PIXELS = 40_000_000  # larger images are downscaled, not decoded at full size
 MAX_SIDE = 1024  # long side of a downscaled image
@@ -154,3 +165,127 @@ def convert_image(src: str | os.PathLike, dst: str | os.PathLike, *, huge: bool 
     os.replace(tmp, dst)
     return dst
 
+
+
+def _workers() -> int:
+    """Threads for decoding (Pillow releases the GIL while decoding)."""
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
+def validate_files(paths: list[str], cache_file: Path | None = None) -> dict[str, dict]:
+    """:func:`inspect_image` of each path, in threads, cached by (size, mtime).
+
+    With ``cache_file``, results of files whose size and mtime are unchanged are read from it,
+    and the merged results are written back.
+    """
+    cache = {}
+    if cache_file is not None and cache_file.exists():
+        try:
+            cache = json.loads(cache_file.read_text())
+        except (OSError, ValueError):
+            cache = {}
+    results, todo, stats = {}, [], {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+            stats[path] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            stats[path] = None
+        entry = cache.get(path)
+        if entry and stats[path] is not None and entry[:2] == stats[path]:
+            results[path] = entry[2]
+        else:
+            todo.append(path)
+    if todo:
+        with ThreadPoolExecutor(max_workers=_workers()) as pool:
+            for path, res in zip(todo, pool.map(inspect_image, todo)):
+                results[path] = res
+    if cache_file is not None and todo:
+        cache.update({p: [*stats[p], results[p]] for p in todo if stats[p] is not None})
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_name(cache_file.name + ".tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    return results
+
+
+def validate_rows(rows: pd.DataFrame, report: LoadReport, run_dir: RunDir | None,
+                  dry_run: bool) -> pd.DataFrame:
+    """Decode every image; convert or skip what is not a usable RGB JPEG; count each case.
+
+    Convertible images are written under ``<run_dir>/converted/`` (``dry_run``: only counted;
+    no ``run_dir``: skipped, since there is nowhere to write them).
+    """
+    started = time.perf_counter()
+    cache = None if (run_dir is None or dry_run) else run_dir.logs / "validated.json"
+    results = validate_files(list(rows["path"]), cache)
+    report.seconds["validate"] = round(time.perf_counter() - started, 3)
+    keep = np.ones(len(rows), dtype=bool)
+    new_paths = list(rows["path"])
+    counts = Counter()
+    convert_jobs = []
+    for i, (image_id, path) in enumerate(zip(rows["image_id"], rows["path"])):
+        res = results[path]
+        if res["status"] == "ok":
+            continue
+        if res["status"] == "bad":
+            keep[i] = False
+            counts["rows_unreadable"] += 1
+            report.add(path, f"{res['problem']} (skipped)", "skipped", "unreadable_image")
+        elif dry_run:
+            counts["n_converted"] += 1
+            counts["n_downscaled"] += res["status"] == "huge"
+            report.add(path, f"{res['problem']} (will be converted)", "converted",
+                       "needs_conversion")
+        elif run_dir is None:
+            keep[i] = False
+            counts["rows_needs_conversion"] += 1
+            report.add(path, f"{res['problem']}; skipped: pass a run folder (run_dir) so it can "
+                             f"be converted into <run_dir>/converted/", "skipped",
+                       "needs_conversion")
+        else:
+            convert_jobs.append((i, image_id, path, res))
+    if convert_jobs:
+        _convert_all(convert_jobs, run_dir, report, keep, new_paths, counts)
+    for key in ("rows_unreadable", "rows_needs_conversion", "n_converted", "n_downscaled"):
+        report.counts[key] = counts[key]
+    rows = rows.assign(path=new_paths)
+    return rows[keep].copy()
+
+
+def _convert_all(jobs: list, run_dir: RunDir, report: LoadReport, keep: np.ndarray,
+                 new_paths: list, counts: Counter) -> None:
+    """Convert ``(i, image_id, path, result)`` jobs into ``<run_dir>/converted/``.
+
+    Updates ``keep``, ``new_paths`` and ``counts`` in place: small images in threads, huge
+    ones one at a time (their decompression-bomb warning is silenced locally).
+    """
+    started = time.perf_counter()
+    out_dir = run_dir.inside("converted")
+    small = [j for j in jobs if j[3]["status"] == "convert"]
+    huge = [j for j in jobs if j[3]["status"] == "huge"]
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        done = list(pool.map(lambda j: _try_convert(j[2], out_dir / f"{j[1]}.jpg", False),
+                             small))
+    done += [_try_convert(j[2], out_dir / f"{j[1]}.jpg", True) for j in huge]
+    for (i, _, path, res), (dst, error) in zip(small + huge, done):
+        if error:
+            keep[i] = False
+            counts["rows_unreadable"] += 1
+            report.add(path, f"conversion failed ({error}) (skipped)", "skipped",
+                       "unreadable_image")
+            continue
+        new_paths[i] = str(dst)
+        counts["n_converted"] += 1
+        counts["n_downscaled"] += res["status"] == "huge"
+        report.add(path, f"{res['problem']}: converted to {dst}", "converted",
+                   "needs_conversion")
+    report.seconds["convert"] = round(time.perf_counter() - started, 3)
+
+
+def _try_convert(src, dst, huge: bool):
+    """``(dst, None)`` after converting, or ``(None, reason)``."""
+    try:
+        return convert_image(src, dst, huge=huge), None
+    except Exception as err:  # noqa: BLE001 - the file is reported, loading goes on
+        return None, f"{type(err).__name__}: {err}"
