@@ -19,7 +19,6 @@ from importlib import resources
 from pathlib import Path
 
 from skinlib.config import PROFILES
-from skinlib.rundir import project_root
 
 DEFAULT_PROFILE = "quick"  # for a notebook opened by a person; the CLI's default is smoke
 
@@ -61,8 +60,10 @@ def describe_data(data: str, profile: str) -> str:
         return {"synthetic": "a fake HAM10000 look-alike (no download)",
                 "kaggle": "HAM10000 downloaded with kagglehub (needs Kaggle credentials)"
                 }.get(data, f"the folder {data}")
-    local = project_root() / "data"
-    if local.is_dir() and any(local.rglob("HAM10000_metadata*.csv")):
+    from skinlib.data.catalog import local_folder
+
+    local = local_folder()
+    if local is not None:
         return f"the local folder {local}"
     return ("no local data under data/: HAM10000 will be downloaded with kagglehub "
             "(about 3 GB; needs Kaggle credentials; fails in one line without them)")

@@ -54,8 +54,8 @@ def load_catalog(data="auto", *, dataset: str = "ham10000", run_dir=None, profil
         if env and env != "auto":
             return load_catalog(env, dataset=dataset, run_dir=run_dir, profile=profile,
                                 validate=validate)
-        local = project_root() / "data"
-        if local.is_dir() and readers.find_metadata(walk(local)[0], dataset):
+        local = local_folder(dataset)
+        if local is not None:
             return load_local(local, dataset=dataset, run_dir=run_dir, validate=validate)
         data = "kaggle"
     if isinstance(data, str) and data == "synthetic":
@@ -64,6 +64,14 @@ def load_catalog(data="auto", *, dataset: str = "ham10000", run_dir=None, profil
         root = download_kaggle(dataset)
         return _load(root, dataset, source="kaggle", run_dir=_run_dir(run_dir), validate=validate)
     return load_local(data, dataset=dataset, run_dir=run_dir, validate=validate)
+
+
+def local_folder(dataset: str = "ham10000") -> Path | None:
+    """``<project root>/data`` if it holds the dataset's metadata CSV (what ``auto`` uses)."""
+    local = project_root() / "data"
+    if local.is_dir() and readers.find_metadata(walk(local)[0], dataset):
+        return local
+    return None
 
 
 def load_local(root, *, dataset: str = "ham10000", run_dir=None,
