@@ -1,5 +1,6 @@
-"""What generated images are worth: KID in a fixed feature space, a real-vs-real floor, a
-nearest-neighbour copy check, and the paired recall difference of notebook 04.
+"""What generated images are worth: KID in a fixed feature space, a real-vs-real floor and a
+nearest-neighbour copy check (notebook 03). The paired recall difference of notebook 04 is
+``metrics.compare(..., subset=)``.
 
 Kernel Inception Distance (Binkowski et al., 2018) is the unbiased squared MMD between two
 feature sets with the polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over random
@@ -134,15 +135,3 @@ def copy_check(generated: np.ndarray, train: np.ndarray, val: np.ndarray) -> dic
     return {"median_nn_distance_generated": med_gen, "median_nn_distance_val": med_val,
             "nn_ratio": med_gen / med_val if med_val > 0 else None,
             "min_nn_distance_generated": float(d_gen.min())}
-
-
-def subset_recall_difference(y_true, pred_a, pred_b, classes, subset, *,
-                             n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """Mean recall over ``subset`` of classes for two models' *predicted labels*, and the
-    paired bootstrap 95% CI of the difference b - a (``metrics.compare``'s ``subset_recall``)."""
-    from skinlib import metrics
-
-    eye = np.eye(len(classes))
-    comp = metrics.compare(y_true, eye[np.asarray(pred_a, int)], eye[np.asarray(pred_b, int)],
-                           classes, n_bootstrap=n_bootstrap, seed=seed, subset=subset)
-    return {**comp["subset_recall"], "n_bootstrap": comp["n_bootstrap"]}

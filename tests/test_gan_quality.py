@@ -1,4 +1,4 @@
-"""KID, the copy check, the subset recall difference, and GAN rows kept out of evaluation."""
+"""KID, the copy check, the GAN-class recall comparison, and GAN rows kept out of evaluation."""
 
 from __future__ import annotations
 
@@ -40,13 +40,18 @@ def test_nearest_neighbours_and_copy_check():
     assert copied["nn_ratio"] < 0.1 < fresh["nn_ratio"]
 
 
-def test_subset_recall_difference():
+def test_gan_class_recall_difference_is_metrics_compare_on_a_subset():
+    """Notebook 04's GAN-class recall: ``metrics.compare(subset=)`` on one-hot predictions."""
+    from skinlib import metrics
+
     classes = ["a", "b", "c"]
     y = np.array([0, 0, 1, 1, 2, 2] * 10)
     pred_a = np.array([0, 0, 0, 0, 0, 0] * 10)  # recall a=1, b=0, c=0
     pred_b = y.copy()  # perfect
-    res = gan_quality.subset_recall_difference(y, pred_a, pred_b, classes, ["b", "c"],
-                                         n_bootstrap=50, seed=0)
+    eye = np.eye(len(classes))
+    comp = metrics.compare(y, eye[pred_a], eye[pred_b], classes, n_bootstrap=50, seed=0,
+                           subset=["b", "c"])
+    res = comp["subset_recall"]
     assert res["a"] == 0.0 and res["b"] == 1.0 and res["diff"] == 1.0
     assert res["significant"] and res["classes"] == ["b", "c"]
 
