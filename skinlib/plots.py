@@ -14,6 +14,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import auc, roc_curve
 
 from skinlib import info
 from skinlib.metrics import expected_calibration_error, reliability_table
@@ -376,16 +377,6 @@ def per_class_recall(results: dict[str, dict]) -> Figure:
     return fig
 
 
-def _roc(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC points (fpr, tpr) from (0, 0) to (1, 1), one per distinct score."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, pos = scores[order], positive[order]
-    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
-    tp = np.cumsum(pos)[ends]
-    fp = np.cumsum(~pos)[ends]
-    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
-
-
 def roc_curves(y_true, probs, classes) -> Figure:
     """One-vs-rest ROC curve per class plus the macro average; AUC in the legend."""
     y = np.asarray(y_true).astype(int)
@@ -400,14 +391,13 @@ def roc_curves(y_true, probs, classes) -> Figure:
         pos = y == c
         if not pos.any() or pos.all():
             continue
-        fpr, tpr = _roc(pos, p[:, c])
-        auc = np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr)
-        ax.plot(fpr, tpr, color=_color(dx), lw=1.3, label=f"{dx} (AUC {auc:.3f})")
+        fpr, tpr, _ = roc_curve(pos, p[:, c], drop_intermediate=False)
+        ax.plot(fpr, tpr, color=_color(dx), lw=1.3, label=f"{dx} (AUC {auc(fpr, tpr):.3f})")
         tprs.append(np.interp(grid, fpr, tpr))
     if tprs:
         macro = np.mean(tprs, axis=0)
-        auc = np.trapezoid(macro, grid) if hasattr(np, "trapezoid") else np.trapz(macro, grid)
-        ax.plot(grid, macro, color="black", lw=2.2, ls="--", label=f"macro (AUC {auc:.3f})")
+        ax.plot(grid, macro, color="black", lw=2.2, ls="--",
+                label=f"macro (AUC {auc(grid, macro):.3f})")
     ax.plot([0, 1], [0, 1], color=_GREY, lw=0.8, ls=":")
     ax.set_xlabel("false positive rate (1 - specificity)")
     ax.set_ylabel("true positive rate (sensitivity)")
