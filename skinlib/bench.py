@@ -119,10 +119,18 @@ def imagedatagenerator_batches(frame, image_size, batch_size: int = BATCH_SIZE, 
     one pass over the frame.
 
     Raises:
-        ImportError: this Keras has no legacy ``ImageDataGenerator`` (Keras 3 keeps it under
-            ``keras/src/legacy/preprocessing/image.py``).
+        ImportError: this TensorFlow has no ``tf.keras.preprocessing.image.ImageDataGenerator``
+            (Keras 3 keeps the legacy class only for ``tf.keras`` compatibility).
     """
-    from keras.src.legacy.preprocessing.image import ImageDataGenerator
+    import tensorflow as tf
+
+    try:  # the seed work's loader, the baseline this bench compares against; deprecated
+        ImageDataGenerator = tf.keras.preprocessing.image.ImageDataGenerator
+    except AttributeError as err:
+        raise ImportError(f"TensorFlow {tf.__version__} has no tf.keras.preprocessing.image."
+                          "ImageDataGenerator, the seed work's loader this bench compares "
+                          "against (its 'imagedatagenerator' row records this error); use "
+                          "TensorFlow 2.16-2.21 to time it") from err
 
     rng = np.random.default_rng(seed)
     gen = ImageDataGenerator(rotation_range=36, zoom_range=0.1, horizontal_flip=True,

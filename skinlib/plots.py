@@ -14,6 +14,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import auc, roc_curve
 
 from skinlib import info
 from skinlib.metrics import expected_calibration_error, reliability_table
@@ -77,21 +78,22 @@ def _figure(nrows=1, ncols=1, figsize=(7, 4), **kw) -> tuple[Figure, np.ndarray]
     return fig, axes
 
 
-def _annotated_heatmap(fig, ax, matrix, row_labels, col_labels, fmt="{:.2f}", vmax=None,
-                       cmap="Blues"):
-    """imshow of a matrix with each cell's value written in it, plus a colour bar."""
+def _annotated_heatmap(ax, matrix, row_labels, col_labels, fmt=".2f", vmax=None, cmap="Blues"):
+    """Seaborn heat map with each cell's value written in it (``fmt``), plus a colour bar.
+
+    Seaborn writes dark or light text by each cell's luminance, so labels stay readable on any
+    colormap; NaN cells are left blank.
+    """
+    import seaborn as sns
+
     m = np.asarray(matrix, dtype=float)
     top = np.nanmax(m) if vmax is None and np.isfinite(m).any() else (vmax or 1.0)
-    im = ax.imshow(m, cmap=cmap, vmin=0, vmax=top, aspect="auto")
-    ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(row_labels)), row_labels)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if np.isfinite(m[i, j]):
-                ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if m[i, j] > 0.6 * top else "black")
-    fig.colorbar(im, ax=ax)
-    return im
+    sns.heatmap(m, ax=ax, cmap=cmap, vmin=0, vmax=top, annot=True, fmt=fmt,
+                annot_kws={"fontsize": 8}, xticklabels=col_labels, yticklabels=row_labels)
+    ax.tick_params(axis="y", labelrotation=0)
+    ax.tick_params(axis="x", labelrotation=45)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
 
 
 def _stacked_share(df: pd.DataFrame, column: str, title: str) -> Figure:
@@ -209,7 +211,7 @@ def localization_by_dx(df: pd.DataFrame, top: int = 12) -> Figure:
     share = table.div(table.sum(axis=1).replace(0, 1), axis=0)
     sites = table.sum(axis=0).sort_values(ascending=False).index[:top]
     fig, axes = _figure(figsize=(0.6 * len(sites) + 3, 0.45 * len(classes) + 2))
-    _annotated_heatmap(fig, axes[0, 0], share[sites].to_numpy(), classes, list(sites))
+    _annotated_heatmap(axes[0, 0], share[sites].to_numpy(), classes, list(sites))
     axes[0, 0].set_title(f"Body site by diagnosis (row share, top {len(sites)} sites)")
     return fig
 
@@ -334,7 +336,7 @@ def confusion_matrix(result: dict, normalize: bool = True) -> Figure:
         cm = cm / np.where(cm.sum(axis=1, keepdims=True) == 0, 1, cm.sum(axis=1, keepdims=True))
     fig, axes = _figure(figsize=(0.7 * len(classes) + 2.5, 0.6 * len(classes) + 1.5))
     ax = axes[0, 0]
-    _annotated_heatmap(fig, ax, cm, classes, classes, fmt="{:.2f}" if normalize else "{:.0f}",
+    _annotated_heatmap(ax, cm, classes, classes, fmt=".2f" if normalize else ".0f",
                        vmax=1.0 if normalize else None)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
@@ -376,16 +378,6 @@ def per_class_recall(results: dict[str, dict]) -> Figure:
     return fig
 
 
-def _roc(positive: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC points (fpr, tpr) from (0, 0) to (1, 1), one per distinct score."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, pos = scores[order], positive[order]
-    ends = np.r_[np.flatnonzero(s[1:] != s[:-1]), len(s) - 1]
-    tp = np.cumsum(pos)[ends]
-    fp = np.cumsum(~pos)[ends]
-    return np.r_[0.0, fp / max(fp[-1], 1)], np.r_[0.0, tp / max(tp[-1], 1)]
-
-
 def roc_curves(y_true, probs, classes) -> Figure:
     """One-vs-rest ROC curve per class plus the macro average; AUC in the legend."""
     y = np.asarray(y_true).astype(int)
@@ -400,14 +392,13 @@ def roc_curves(y_true, probs, classes) -> Figure:
         pos = y == c
         if not pos.any() or pos.all():
             continue
-        fpr, tpr = _roc(pos, p[:, c])
-        auc = np.trapezoid(tpr, fpr) if hasattr(np, "trapezoid") else np.trapz(tpr, fpr)
-        ax.plot(fpr, tpr, color=_color(dx), lw=1.3, label=f"{dx} (AUC {auc:.3f})")
+        fpr, tpr, _ = roc_curve(pos, p[:, c], drop_intermediate=False)
+        ax.plot(fpr, tpr, color=_color(dx), lw=1.3, label=f"{dx} (AUC {auc(fpr, tpr):.3f})")
         tprs.append(np.interp(grid, fpr, tpr))
     if tprs:
         macro = np.mean(tprs, axis=0)
-        auc = np.trapezoid(macro, grid) if hasattr(np, "trapezoid") else np.trapz(macro, grid)
-        ax.plot(grid, macro, color="black", lw=2.2, ls="--", label=f"macro (AUC {auc:.3f})")
+        ax.plot(grid, macro, color="black", lw=2.2, ls="--",
+                label=f"macro (AUC {auc(grid, macro):.3f})")
     ax.plot([0, 1], [0, 1], color=_GREY, lw=0.8, ls=":")
     ax.set_xlabel("false positive rate (1 - specificity)")
     ax.set_ylabel("true positive rate (sensitivity)")
@@ -475,7 +466,7 @@ def recall_heatmap(results: dict[str, dict]) -> Figure:
     """Models x classes heat map of recall."""
     models, classes, rec = _recalls(results)
     fig, axes = _figure(figsize=(0.8 * len(classes) + 3, 0.5 * len(models) + 2))
-    _annotated_heatmap(fig, axes[0, 0], rec, models, classes, vmax=1.0, cmap="viridis")
+    _annotated_heatmap(axes[0, 0], rec, models, classes, vmax=1.0, cmap="viridis")
     for tick, c in zip(axes[0, 0].get_xticklabels(), classes):
         tick.set_color(_color(c))
     axes[0, 0].set_title("Recall per class and model")

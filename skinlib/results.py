@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from skinlib.metrics import load_metrics
@@ -109,17 +108,13 @@ def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 
 def to_markdown(frame: pd.DataFrame) -> str:
-    """A GitHub Markdown table of a DataFrame (cells as text, ``|`` escaped)."""
-    def cell(v) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return ""
+    """A GitHub Markdown table of a DataFrame via ``DataFrame.to_markdown`` (cells as their text,
+    ``|`` escaped, missing values blank)."""
+    def escape(v) -> str:
         return str(v).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
-              for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    cells = frame.astype(object).where(frame.notna(), "").map(escape).rename(columns=escape)
+    return cells.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def write_summary(table: pd.DataFrame, run) -> tuple[Path, Path]:

@@ -84,3 +84,13 @@ def test_augment_batch_is_flips_when_other_ranges_are_zero_and_seeded():
     full = augment_batch(tf.constant(x), seed).numpy()
     np.testing.assert_array_equal(full, augment_batch(tf.constant(x), seed).numpy())
     assert full.min() >= 0 and full.max() <= 255
+
+
+def test_missing_imagedatagenerator_is_a_clear_error(monkeypatch):
+    import pandas as pd
+    import tensorflow as tf
+
+    monkeypatch.delattr(tf.keras.preprocessing.image, "ImageDataGenerator")
+    frame = pd.DataFrame({"path": ["a.jpg"], "dx": ["nv"]})
+    with pytest.raises(ImportError, match="ImageDataGenerator, the seed work's loader"):
+        bench.imagedatagenerator_batches(frame, (16, 16))

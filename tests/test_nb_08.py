@@ -21,7 +21,7 @@ def test_results_notebook_writes_summary_and_leakage(smoke_run):
     for col, _ in results.TABLE_METRICS:
         vals = table[col].dropna()
         assert ((vals >= 0) & (vals <= 1)).all(), col
-    assert (metrics / "summary.md").read_text().startswith("| model |")
+    assert (metrics / "summary.md").read_text().startswith("| model ")
     leak = json.loads((metrics / "08_leakage.json").read_text())
     assert leak["facts"]["lesions_with_several_images"] > 0
     splits = {(tuple(r["image_size"]), r["split"]) for r in leak["runs"]}

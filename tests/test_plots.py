@@ -84,7 +84,7 @@ def test_eda_panels(catalog):
     fig = check(plots.dx_type_by_dx(catalog), 1)
     assert len(fig.axes[0].patches) == K * 3
     fig = check(plots.localization_by_dx(catalog, top=3), 2)  # heat map + colour bar
-    assert fig.axes[0].get_images()[0].get_array().shape == (K, 3)
+    assert fig.axes[0].collections[0].get_array().shape == (K, 3)
     for f in ("sex_by_dx", "age_by_dx"):
         with pytest.raises(ValueError, match="lacks column"):
             getattr(plots, f)(catalog.drop(columns=[f.split("_")[0]]))
@@ -116,7 +116,7 @@ def test_history_dict_and_csvlogger():
 def test_evaluation_figures(results):
     y, p, r = results["cnn"]
     fig = check(plots.confusion_matrix(r), 2)
-    m = fig.axes[0].get_images()[0].get_array()
+    m = fig.axes[0].collections[0].get_array()
     np.testing.assert_allclose(np.asarray(m).sum(axis=1), 1.0)
     check(plots.confusion_matrix(r, normalize=False), 2)
     by_model = {k: v[2] for k, v in results.items()}
@@ -136,7 +136,7 @@ def test_evaluation_figures(results):
     assert len(fig.axes[0].patches) == 2
     fig = check(plots.metric_bars(by_model, metrics=("macro_f1",)), 1)
     fig = check(plots.recall_heatmap(by_model), 2)
-    assert fig.axes[0].get_images()[0].get_array().shape == (2, K)
+    assert fig.axes[0].collections[0].get_array().shape == (2, K)
 
 
 @pytest.mark.parametrize("kind", ["uint8", "unit", "tanh", "gray"])
@@ -165,3 +165,38 @@ def test_save(tmp_path, catalog):
     assert plots.save(fig, run.figures, "b").parent == run.figures
     with pytest.raises(ValueError, match="plain file name"):
         plots.save(fig, run, "../escape")
+
+
+def _luminance(color) -> float:
+    """WCAG relative luminance of a matplotlib colour."""
+    c = np.asarray(matplotlib.colors.to_rgb(color))
+    linear = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def _cell_text_contrast(ax) -> dict[str, float]:
+    """WCAG contrast ratio of each cell label with its cell's colour, keyed by the label."""
+    mesh = next(a for a in [*ax.get_images(), *ax.collections] if a.get_array() is not None)
+    out = {}
+    for text in ax.texts:
+        lum = sorted([_luminance(text.get_color()),
+                      _luminance(mesh.to_rgba(float(text.get_text())))])
+        out[text.get_text()] = (lum[1] + 0.05) / (lum[0] + 0.05)
+    return out
+
+
+def test_heatmap_labels_contrast_with_their_cells(results):
+    """White on yellow is unreadable: a viridis cell near 1.0 needs dark text, near 0 light."""
+    recall = np.linspace(0, 1, K)
+    by_model = {name: {"classes": CLASSES, "per_class": {c: {"recall": v} for c, v in
+                                                         zip(CLASSES, values)}}
+                for name, values in (("up", recall), ("down", recall[::-1]))}
+    ax = plots.recall_heatmap(by_model).axes[0]
+    assert len(ax.texts) == 2 * K
+    contrast = _cell_text_contrast(ax)
+    assert min(contrast.values()) >= 2.0, contrast
+    top = next(t for t in ax.texts if t.get_text() == "1.00")
+    bottom = next(t for t in ax.texts if t.get_text() == "0.00")
+    assert _luminance(top.get_color()) < 0.2 < 0.8 < _luminance(bottom.get_color())
+    ax = plots.confusion_matrix(results["cnn"][2]).axes[0]
+    assert len(ax.texts) == K * K and min(_cell_text_contrast(ax).values()) >= 2.0

@@ -1,5 +1,6 @@
-"""What generated images are worth: KID in a fixed feature space, a real-vs-real floor, a
-nearest-neighbour copy check, and the paired recall difference of notebook 04.
+"""What generated images are worth: KID in a fixed feature space, a real-vs-real floor and a
+nearest-neighbour copy check (notebook 03). The paired recall difference of notebook 04 is
+``metrics.compare(..., subset=)``.
 
 Kernel Inception Distance (Binkowski et al., 2018) is the unbiased squared MMD between two
 feature sets with the polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over random
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics.pairwise import pairwise_distances_argmin_min, polynomial_kernel
 
 from skinlib import pretrained
 
@@ -20,18 +22,14 @@ BASELINE_FEATURES = "02_baseline_cnn_penultimate"
 _INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
-def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``(x.y / d + 1)^3`` for every pair of rows."""
-    d = x.shape[1]
-    return (x @ y.T / d + 1.0) ** 3
-
-
 def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased squared MMD between two feature sets under the polynomial kernel."""
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         raise ValueError(f"MMD needs at least 2 samples per set, got {m} and {n}")
-    kxx, kyy, kxy = polynomial_kernel(x, x), polynomial_kernel(y, y), polynomial_kernel(x, y)
+    kernel = dict(degree=3, gamma=1.0 / x.shape[1], coef0=1.0)  # KID's (x.y / d + 1)^3
+    kxx, kyy = polynomial_kernel(x, **kernel), polynomial_kernel(y, **kernel)
+    kxy = polynomial_kernel(x, y, **kernel)
     sxx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
     syy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     return float(sxx + syy - 2.0 * kxy.mean())
@@ -115,22 +113,14 @@ def feature_extractor(mode: str = "auto", baseline_path=None):
     return extract, BASELINE_FEATURES
 
 
-def nearest_neighbours(queries: np.ndarray, references: np.ndarray, chunk: int = 256
+def nearest_neighbours(queries: np.ndarray, references: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Index and Euclidean distance of each query's closest reference (rows flattened)."""
     q = np.asarray(queries, np.float32).reshape(len(queries), -1)
     r = np.asarray(references, np.float32).reshape(len(references), -1)
     if len(r) == 0:
         raise ValueError("nearest_neighbours got no reference images")
-    r2 = (r ** 2).sum(axis=1)
-    idx, dist = [], []
-    for i in range(0, len(q), chunk):
-        block = q[i:i + chunk]
-        d2 = (block ** 2).sum(axis=1)[:, None] + r2[None, :] - 2.0 * block @ r.T
-        j = d2.argmin(axis=1)
-        idx.append(j)
-        dist.append(np.sqrt(np.maximum(d2[np.arange(len(block)), j], 0.0)))
-    return np.concatenate(idx), np.concatenate(dist)
+    return pairwise_distances_argmin_min(q, r)
 
 
 def copy_check(generated: np.ndarray, train: np.ndarray, val: np.ndarray) -> dict:
@@ -145,15 +135,3 @@ def copy_check(generated: np.ndarray, train: np.ndarray, val: np.ndarray) -> dic
     return {"median_nn_distance_generated": med_gen, "median_nn_distance_val": med_val,
             "nn_ratio": med_gen / med_val if med_val > 0 else None,
             "min_nn_distance_generated": float(d_gen.min())}
-
-
-def subset_recall_difference(y_true, pred_a, pred_b, classes, subset, *,
-                             n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """Mean recall over ``subset`` of classes for two models' *predicted labels*, and the
-    paired bootstrap 95% CI of the difference b - a (``metrics.compare``'s ``subset_recall``)."""
-    from skinlib import metrics
-
-    eye = np.eye(len(classes))
-    comp = metrics.compare(y_true, eye[np.asarray(pred_a, int)], eye[np.asarray(pred_b, int)],
-                           classes, n_bootstrap=n_bootstrap, seed=seed, subset=subset)
-    return {**comp["subset_recall"], "n_bootstrap": comp["n_bootstrap"]}

@@ -1,11 +1,11 @@
-"""KID, the copy check, the subset recall difference, and GAN rows kept out of evaluation."""
+"""KID, the copy check, the GAN-class recall comparison, and GAN rows kept out of evaluation."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from skinlib import synth
+from skinlib import gan_quality
 
 
 def _features(n=120, d=16, seed=0):
@@ -14,9 +14,9 @@ def _features(n=120, d=16, seed=0):
 
 def test_kid_of_a_set_against_itself_is_about_zero_and_a_shift_is_not():
     x, y = _features(seed=0), _features(seed=1)
-    itself = synth.kid(x, x, n_subsets=50, subset_size=60, seed=0)
-    same = synth.kid(x, y, n_subsets=50, subset_size=60)
-    shifted = synth.kid(x, y + 1.0, n_subsets=50, subset_size=60)
+    itself = gan_quality.kid(x, x, n_subsets=50, subset_size=60, seed=0)
+    same = gan_quality.kid(x, y, n_subsets=50, subset_size=60)
+    shifted = gan_quality.kid(x, y + 1.0, n_subsets=50, subset_size=60)
     assert itself["kid_std"] >= 0 and itself["subset_size"] == 60
     # ~0 on the scale of a real difference (overlapping subsets bias it slightly below 0)
     assert abs(itself["kid"]) < 0.05 * shifted["kid"]
@@ -26,27 +26,32 @@ def test_kid_of_a_set_against_itself_is_about_zero_and_a_shift_is_not():
 
 def test_kid_refuses_mismatched_features():
     with pytest.raises(ValueError, match="equal width"):
-        synth.kid(_features(d=4), _features(d=5))
+        gan_quality.kid(_features(d=4), _features(d=5))
 
 
 def test_nearest_neighbours_and_copy_check():
     rng = np.random.default_rng(0)
     train = rng.integers(0, 255, (20, 8, 8, 3)).astype(np.uint8)
-    idx, dist = synth.nearest_neighbours(train[[3, 7]], train)
+    idx, dist = gan_quality.nearest_neighbours(train[[3, 7]], train)
     assert list(idx) == [3, 7] and np.allclose(dist, 0, atol=1e-2)
     val = rng.integers(0, 255, (10, 8, 8, 3)).astype(np.uint8)
-    copied = synth.copy_check(train[:5], train, val)
-    fresh = synth.copy_check(rng.integers(0, 255, (5, 8, 8, 3)), train, val)
+    copied = gan_quality.copy_check(train[:5], train, val)
+    fresh = gan_quality.copy_check(rng.integers(0, 255, (5, 8, 8, 3)), train, val)
     assert copied["nn_ratio"] < 0.1 < fresh["nn_ratio"]
 
 
-def test_subset_recall_difference():
+def test_gan_class_recall_difference_is_metrics_compare_on_a_subset():
+    """Notebook 04's GAN-class recall: ``metrics.compare(subset=)`` on one-hot predictions."""
+    from skinlib import metrics
+
     classes = ["a", "b", "c"]
     y = np.array([0, 0, 1, 1, 2, 2] * 10)
     pred_a = np.array([0, 0, 0, 0, 0, 0] * 10)  # recall a=1, b=0, c=0
     pred_b = y.copy()  # perfect
-    res = synth.subset_recall_difference(y, pred_a, pred_b, classes, ["b", "c"],
-                                         n_bootstrap=50, seed=0)
+    eye = np.eye(len(classes))
+    comp = metrics.compare(y, eye[pred_a], eye[pred_b], classes, n_bootstrap=50, seed=0,
+                           subset=["b", "c"])
+    res = comp["subset_recall"]
     assert res["a"] == 0.0 and res["b"] == 1.0 and res["diff"] == 1.0
     assert res["significant"] and res["classes"] == ["b", "c"]
 
