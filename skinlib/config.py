@@ -25,7 +25,8 @@ def notebook_name(name: str) -> str:
     hits = [n for n in NOTEBOOKS if n == name or n.startswith(str(name).zfill(2) + "_")]
     if not hits:
         raise ValueError(f"{name!r} names no notebook of the series: choose from "
-                         f"{', '.join(n[:2] for n in NOTEBOOKS)} (or a full name, e.g. {NOTEBOOKS[1]})")
+                         f"{', '.join(n[:2] for n in NOTEBOOKS)} or a full name such as "
+                         f"{NOTEBOOKS[1]}")
     return hits[0]
 
 
