@@ -288,32 +288,28 @@ def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, t
     """Evaluate one model on a test set; returns the DESIGN.md metrics dict (JSON-ready).
 
     Args:
-        y_true: integer labels, shape ``(n,)``; ``probs``: class probabilities, shape
-            ``(n, len(classes))`` (softmax output, not logits); ``classes``: dx codes in label
-            order (``info.classes(dataset)``).
+        y_true, probs, classes: integer labels ``(n,)``, softmax probabilities (not logits)
+            ``(n, len(classes))``, dx codes in label order (``info.classes(dataset)``).
         decision, priors, thresholds: the model's rule (:mod:`skinlib.decision`).
         n_bootstrap: resamples of the test images for the 95% CIs (0 = no CIs); ``seed``: theirs.
 
     Returns:
-        ``accuracy``; ``balanced_accuracy`` = mean per-class recall over the classes present in
-        ``y_true`` (as ``sklearn.metrics.balanced_accuracy_score``), under the decision rule;
-        ``balanced_accuracy_argmax`` (the plain argmax figure, for comparison); ``macro_f1``
-        (mean over classes that are true or predicted, as scikit-learn); ``macro_auc``
-        (one-vs-rest, mean over classes with positives and negatives, from the probabilities,
-        so independent of the rule); ``per_class`` (:func:`_per_class`); ``confusion_matrix``
-        (rows = true); ``classes``; ``ece`` (top-label, 15 bins, of the argmax);
+        ``accuracy``; ``balanced_accuracy`` (mean recall over the classes in ``y_true``, as
+        scikit-learn) under the rule, and ``balanced_accuracy_argmax`` beside it; ``macro_f1``
+        (over classes true or predicted); ``macro_auc`` (one-vs-rest over classes with positives
+        and negatives; independent of the rule); ``per_class`` (:func:`_per_class`);
+        ``confusion_matrix`` (rows = true); ``classes``; ``ece`` (top-label, 15 bins);
         ``mel_sensitivity_at_spec80`` (None without ``mel``); the rule
-        (:func:`skinlib.decision.record`); ``ci95`` metric -> [lo, hi] (percentile bootstrap
-        over test images; a resample where a class loses all its positives is skipped for AUC
-        and counted in ``bootstrap_skipped``); ``n_bootstrap``; ``seed``.
+        (:func:`skinlib.decision.record`); ``ci95`` metric -> [lo, hi] (percentile bootstrap over
+        test images; resamples where a class loses its positives are skipped for AUC and counted
+        in ``bootstrap_skipped``); ``n_bootstrap``; ``seed``.
     """
     from skinlib import decision as rules  # decision builds on this module's input checks
 
     y, p, classes = _check_inputs(y_true, probs, classes)
-    k = len(classes)
     pred = rules.apply_decision(p, decision, priors=priors, thresholds=thresholds)
-    support_all = np.bincount(y, minlength=k)
-    auc_classes = [c for c in range(k) if 0 < support_all[c] < len(y)]
+    support_all = np.bincount(y, minlength=len(classes))
+    auc_classes = [c for c in range(len(classes)) if 0 < support_all[c] < len(y)]
     mel = classes.index("mel") if "mel" in classes else None
 
     def score(W):
@@ -325,7 +321,7 @@ def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, t
     result = {
         "accuracy": point["accuracy"],
         "balanced_accuracy": point["balanced_accuracy"],
-        "balanced_accuracy_argmax": balanced_accuracy(y, p.argmax(axis=1), k),
+        "balanced_accuracy_argmax": balanced_accuracy(y, p.argmax(axis=1), len(classes)),
         "macro_f1": point["macro_f1"],
         "macro_auc": point["macro_auc"],
         "per_class": _per_class(cm, y, p, classes),
