@@ -160,15 +160,15 @@ class RunDir:
         """One dict per model of the run's ``model`` and ``comparison`` metrics files, each
         with ``source`` = the file it came from.
 
-        A comparison's models take the file's other top-level keys as defaults, and ``model``
-        = their name if absent. ``facts`` files hold no model and are skipped.
+        A comparison's models take the file's other top-level keys (but ``kind``) as defaults,
+        and ``model`` = their name if absent. ``facts`` files hold no model and are skipped.
         """
         out = []
         for f, obj in self.metrics_files().items():
             if obj["kind"] == "model":
                 out.append({**obj, "source": str(f)})
             elif obj["kind"] == "comparison":
-                shared = {k: v for k, v in obj.items() if k != "models"}
+                shared = {k: v for k, v in obj.items() if k not in ("models", "kind")}
                 out += [{**shared, **d, "model": d.get("model", name), "source": str(f)}
                         for name, d in obj["models"].items()]
         return out

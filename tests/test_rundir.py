@@ -60,6 +60,7 @@ def test_load_metrics_flattens_comparisons_and_skips_facts(run):
     assert [d["model"] for d in loaded] == ["cnn", "a", "renamed"]
     assert [d["balanced_accuracy"] for d in loaded] == [0.5, 0.4, 0.6]
     assert loaded[1]["profile"] == "smoke" and loaded[1]["source"].endswith("05_many.json")
+    assert [d.get("kind") for d in loaded] == ["model", None, None]
 
 
 def test_metrics_without_kind_or_json_are_refused(run, tmp_path):
