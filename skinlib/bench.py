@@ -21,14 +21,12 @@ JSON of ``bench pipeline``: one size gives ``{"size", "image_size", "n_images", 
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
@@ -380,33 +378,3 @@ def format_train(report: dict) -> str:
                              f"{r['first_steps_s']:>16.2f}")
     return "\n".join(lines)
 
-
-# --------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------
-
-def _write(report: dict, path: str | None) -> None:
-    """Write the JSON report if a path was given."""
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"written: {path}")
-
-
-def main(args) -> int:
-    """``bench pipeline`` / ``bench train`` from parsed CLI arguments; returns the exit code."""
-    if args.bench_command == "pipeline":
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit {args.limit}: give a positive number of images")
-        report = bench_pipeline(args.data, tuple(args.size or DEFAULT_SIZES), limit=args.limit,
-                                epochs=args.epochs)
-        print(format_pipeline(report))
-    elif args.bench_command == "train":
-        if args.steps < 1:
-            raise ValueError(f"--steps {args.steps}: give at least 1 step")
-        report = bench_train(args.profile, steps=args.steps)
-        print(format_train(report))
-    else:
-        raise ValueError(f"unknown bench command {args.bench_command!r}: use pipeline or train")
-    _write(report, args.json)
-    return 0

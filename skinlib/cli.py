@@ -6,6 +6,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+from skinlib.config import PROFILES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -13,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute the notebooks headless with papermill")
-    r.add_argument("--profile", choices=("smoke", "quick", "full"), default="smoke")
+    r.add_argument("--profile", choices=PROFILES, default="smoke")
     r.add_argument("--data", default=None,
                    help="auto | synthetic | kaggle | PATH (smoke: synthetic; else auto)")
     r.add_argument("--only", default=None, help="notebooks to run, e.g. 01,02")
@@ -47,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--epochs", type=int, default=3, help="epochs timed for the warm figure")
     bp.add_argument("--json", default=None, metavar="FILE")
     bt = bsub.add_parser("train", help="training images/s of the baseline CNN and ResNet50")
-    bt.add_argument("--profile", choices=("smoke", "quick", "full"), default="quick")
+    bt.add_argument("--profile", choices=PROFILES, default="quick")
     bt.add_argument("--steps", type=int, default=20)
     bt.add_argument("--json", default=None, metavar="FILE")
     return p
@@ -76,15 +79,32 @@ def _cmd_data(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from skinlib.predict import main as predict_main
+    from skinlib.predict import format_text, predict_files
 
-    return predict_main(a)
+    report = predict_files(a.model, list(a.images), gradcam_dir=a.gradcam, top=a.top)
+    print(json.dumps(report, indent=2) if a.json else format_text(report))
+    return 0
 
 
 def _cmd_bench(a) -> int:
     from skinlib import bench
 
-    return bench.main(a)
+    if a.bench_command == "pipeline":
+        if a.limit is not None and a.limit < 1:
+            raise ValueError(f"--limit {a.limit}: give a positive number of images")
+        report = bench.bench_pipeline(a.data, tuple(a.size or bench.DEFAULT_SIZES),
+                                      limit=a.limit, epochs=a.epochs)
+        print(bench.format_pipeline(report))
+    else:  # argparse admits only pipeline and train
+        if a.steps < 1:
+            raise ValueError(f"--steps {a.steps}: give at least 1 step")
+        report = bench.bench_train(a.profile, steps=a.steps)
+        print(bench.format_train(report))
+    if a.json:  # a file the user named, not a run-folder artifact
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written: {a.json}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

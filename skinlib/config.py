@@ -10,14 +10,37 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 PROFILES = ("smoke", "quick", "full")
+# The series, in the order it runs (``notebooks/<name>.ipynb``).
+NOTEBOOKS = (
+    "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
+    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "08_results",
+)
+
+
+def notebook_name(name: str) -> str:
+    """The series' notebook called ``name`` or numbered ``name`` (``"3"``, ``"03"``)."""
+    hits = [n for n in NOTEBOOKS if n == name or n.startswith(str(name).zfill(2) + "_")]
+    if not hits:
+        raise ValueError(f"{name!r} names no notebook of the series: choose from "
+                         f"{', '.join(n[:2] for n in NOTEBOOKS)} or a full name such as "
+                         f"{NOTEBOOKS[1]}")
+    return hits[0]
+
+
+# Notebooks whose metrics JSON holds models scored on the shared test split (the results table).
+MODEL_NOTEBOOKS = ("02_baseline_cnn", "04_gan_augmented_cnn", "05_class_experts_kfold_bma",
+                   "06_resnet50_transfer")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """All settings of one run. Sizes are ``(height, width)``; HAM10000 images are 4:3."""
+    """All settings of one run. Sizes are ``(height, width)``; HAM10000 images are 4:3.
+
+    The field defaults are the ``full`` profile: the seed papers' settings, for a GPU.
+    """
 
     name: str
     data: str = "auto"  # auto | synthetic | kaggle | a folder path
@@ -36,14 +59,14 @@ class Profile:
     # --- baseline CNN (notebook 02) ---------------------------------------------------
     cnn_arch: str = "seed"  # seed (3 blocks + Flatten + Dense 512) | gap (4 blocks + GAP)
     lr_schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine | none
-    epochs: int = 30
+    epochs: int = 50
     learning_rate: float = 1e-3
-    patience: int = 6
+    patience: int = 8
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
-    retrain_epochs: int = 30  # epochs of notebook 04's three CNN re-trainings
-    leakage_28px: bool = True  # notebook 08: also run the leakage pair at 28x28 (DermaMNIST-like)
-    leakage_sizes: tuple = ()  # notebook 08: sizes of the leakage pairs; () = the two above
-    n_bootstrap: int = 1000
+    retrain_epochs: int = 50  # epochs of notebook 04's three CNN re-trainings
+    # notebook 08: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
+    leakage_sizes: tuple = ((96, 128), (28, 28))
+    n_bootstrap: int = 2000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
     gan_classes: tuple[str, ...] = ("akiec", "bcc", "df", "mel", "vasc")
     gan_size: int = 128
@@ -66,9 +89,8 @@ class Profile:
     transfer_epochs_stage2: int = 20
     transfer_unfreeze_from: int = 100
     # --- explanations (notebook 07) ---------------------------------------------------
-    cam_examples_per_class: int = 2
+    cam_examples_per_class: int = 3
     scorecam_max_n: int = 32
-    extra: dict = field(default_factory=dict)
 
     def replace(self, **overrides) -> "Profile":
         """A copy with the given fields changed.
@@ -111,7 +133,7 @@ _BASE = {
         name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        retrain_epochs=8, leakage_28px=False,
+        retrain_epochs=8, leakage_sizes=(),
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
         expert_epochs=4, expert_finetune_epochs=1,
@@ -131,18 +153,7 @@ _BASE = {
         transfer_epochs_stage1=2, transfer_epochs_stage2=2,
         cam_examples_per_class=2, scorecam_max_n=16,
     ),
-    "full": Profile(
-        name="full", data="auto", k_folds=5,
-        image_size=(96, 128), batch_size=32, epochs=50, patience=8, n_bootstrap=2000,
-        cnn_arch="seed", balance="weights", decision="argmax", lr_schedule="plateau",
-        retrain_epochs=50,
-        gan_size=128, gan_batch_size=32, gan_steps=10000, gan_checkpoint_every=1000,
-        gan_target_count=1000, kid_samples=500,
-        expert_epochs=30, expert_finetune_epochs=5,
-        transfer_size=(224, 224), transfer_weights="imagenet",
-        transfer_epochs_stage1=10, transfer_epochs_stage2=20,
-        cam_examples_per_class=3, scorecam_max_n=32,
-    ),
+    "full": Profile(name="full"),  # the field defaults
 }
 
 

@@ -30,14 +30,11 @@ depend on the size of the validation split, and still favour the clearly better 
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from skinlib import metrics, train
+from skinlib import train
 from skinlib.pipeline import make_dataset, steps_per_epoch
-from skinlib.rundir import json_types
 
 HOLDOUTS = ("val", "none")
 
@@ -251,13 +248,6 @@ def bma_record(folds: list[dict], y_val, tempering="per_image") -> dict:
             "formula": "w_k ∝ exp(tau * sum_i log p(y_i | x_i, M_k)), uniform prior"}
 
 
-def save_bma(run, record: dict, name: str = "05_bma_weights") -> "object":
-    """Write the BMA weights record as ``models/<name>.json``; returns the path."""
-    path = run.models / f"{name}.json"
-    path.write_text(json.dumps(json_types(record), indent=2) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------------------------
 # temperature scaling
 # --------------------------------------------------------------------------------------------
@@ -285,39 +275,3 @@ def fit_temperature(y_true, probs, bounds: tuple[float, float] = (0.05, 20.0)) -
     res = minimize_scalar(nll, bounds=tuple(np.log(bounds)), method="bounded",
                           options={"xatol": 1e-4})
     return float(np.exp(res.x))
-
-
-# --------------------------------------------------------------------------------------------
-# comparisons
-# --------------------------------------------------------------------------------------------
-
-def comparison_decision(session) -> str:
-    """The rule paired comparisons use: the profile's, or ``argmax`` for ``thresholds``
-    (thresholds would need every compared model's validation probabilities)."""
-    d = session.profile.decision
-    return d if d in ("argmax", "prior_corrected") else "argmax"
-
-
-def compare_to(session, probs_b, others: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Paired bootstrap of model ``b`` against each of ``others`` on the test split
-    (``diff`` = b - other), one :func:`metrics.compare` dict per name."""
-    y = session.frame("test")["label"].to_numpy()
-    d = comparison_decision(session)
-    priors = np.asarray(session.priors()) if d == "prior_corrected" else None
-    out = {}
-    for name, probs_a in others.items():
-        out[name] = metrics.compare(y, probs_a, probs_b, session.classes, decision_a=d,
-                                    decision_b=d, priors=priors,
-                                    n_bootstrap=session.profile.n_bootstrap,
-                                    seed=session.profile.seed)
-        out[name]["decision"] = d
-    return out
-
-
-def save_test_probs(session, name: str, probs) -> "object":
-    """Save test probabilities as ``models/<name>_test_probs.npz`` (the layout
-    :func:`skinlib.evaluation.load_test_probs` reads, for paired comparisons later)."""
-    path = session.run.models / f"{name}_test_probs.npz"
-    np.savez(path, image_id=session.frame("test")["image_id"].to_numpy().astype(str),
-             probs=np.asarray(probs, dtype=np.float64))
-    return path

@@ -99,10 +99,16 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
     return result
 
 
+def resolve_sizes(profile, sizes=None) -> list[tuple[int, int]]:
+    """The image sizes of the leakage pairs: ``sizes`` if given, else the profile's
+    ``leakage_sizes``, or its ``image_size`` when those are empty (quick: 28x28 only, to fit a
+    CPU; full: its own size and 28x28)."""
+    return [tuple(int(v) for v in s) for s in (sizes or profile.leakage_sizes
+                                                or [profile.image_size])]
+
+
 def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
-    """The whole experiment: both splits at each size (default: the profile's
-    ``leakage_sizes`` if set — quick uses 28x28 only, to fit a CPU — else the profile's size,
-    and 28x28 when ``leakage_28px`` is set; the smoke profile skips 28x28 to stay fast).
+    """The whole experiment: both splits at each size of :func:`resolve_sizes`.
 
     With ``reuse``, notebook 02's model stands for the lesion-grouped run at the profile's size
     (pass ``False`` when the session's profile differs from 02's, e.g. other epochs).
@@ -110,12 +116,8 @@ def run(session, sizes=None, verbose: int = 0, reuse: bool = True) -> dict:
     Returns:
         ``{"facts": lesion_facts, "runs": [metrics dict per (split, size)]}``.
     """
-    if not sizes and session.profile.leakage_sizes:
-        sizes = [tuple(v) for v in session.profile.leakage_sizes]
-    if not sizes:
-        sizes = [tuple(session.profile.image_size)]
-        sizes += [(28, 28)] if session.profile.leakage_28px else []
-    runs = [run_one(session, kind, size, verbose, reuse) for size in sizes for kind in SPLIT_KINDS]
+    runs = [run_one(session, kind, size, verbose, reuse)
+            for size in resolve_sizes(session.profile, sizes) for kind in SPLIT_KINDS]
     return {"facts": lesion_facts(session.catalog), "runs": runs}
 
 
@@ -164,8 +166,9 @@ def inflation(experiment: dict) -> pd.DataFrame:
 
 
 def to_json(experiment: dict) -> dict:
-    """The experiment as written to ``metrics/08_leakage.json`` (no ``balanced_accuracy`` at the
-    top level, so the results table never mistakes it for a model of the shared split)."""
+    """The experiment as written to ``metrics/08_leakage.json``, a file of kind ``facts``: its
+    models are tested on other splits than the shared one, so they are no rows of the results
+    table."""
     keep = ("split", "trained_as", "image_size", "n_train", "n_test", "train_seconds", "decision",
             "accuracy", "accuracy_argmax", "balanced_accuracy", "macro_auc", "macro_f1",
             "ci95", "leakage", "loaded")

@@ -1,4 +1,4 @@
-"""One evaluator every model goes through: figures, bootstrap CIs, decision rules, metrics JSON.
+"""One evaluator every model goes through: figures, bootstrap CIs, paired comparisons.
 
 Every metric is computed from per-image *weights*: the point estimate uses weight 1 for each
 test image, a bootstrap resample uses how often each image was drawn. So the point figures and
@@ -10,16 +10,13 @@ No TensorFlow here: inputs are NumPy arrays of labels and class probabilities.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from skinlib.rundir import json_types
 
-DECISIONS = ("argmax", "prior_corrected", "thresholds")
 META_KEYS = ("model", "profile", "data", "split", "image_size", "n_train", "n_test",
              "train_seconds")
 CI_METRICS = ("accuracy", "balanced_accuracy", "macro_auc", "macro_f1",
@@ -31,7 +28,7 @@ _CHUNK = 250  # bootstrap resamples evaluated at once (bounds memory: chunk x n 
 # input checks
 # --------------------------------------------------------------------------------------------
 
-def _check_labels(y, n_classes: int, name: str = "y_true") -> np.ndarray:
+def check_labels(y, n_classes: int, name: str = "y_true") -> np.ndarray:
     """Integer label vector in ``[0, n_classes)``; ValueError naming the problem otherwise."""
     y = np.asarray(y)
     if y.ndim != 1:
@@ -55,7 +52,7 @@ def _check_labels(y, n_classes: int, name: str = "y_true") -> np.ndarray:
     return y
 
 
-def _check_probs(probs, n_classes: int | None = None, name: str = "probs") -> np.ndarray:
+def check_probs(probs, n_classes: int | None = None, name: str = "probs") -> np.ndarray:
     """Probability matrix ``(n, n_classes)`` with rows summing to 1; ValueError otherwise."""
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2:
@@ -78,98 +75,24 @@ def _check_inputs(y_true, probs, classes) -> tuple[np.ndarray, np.ndarray, list[
     classes = [str(c) for c in classes]
     if len(classes) < 2:
         raise ValueError(f"need at least 2 classes, got {classes}")
-    p = _check_probs(probs, len(classes))
-    y = _check_labels(y_true, len(classes))
+    p = check_probs(probs, len(classes))
+    y = check_labels(y_true, len(classes))
     if len(y) != len(p):
         raise ValueError(f"y_true has {len(y)} labels but probs has {len(p)} rows")
     return y, p, classes
 
 
 # --------------------------------------------------------------------------------------------
-# decision rules
+# weighted (bootstrap-ready) metric kernels; W is (B, n) image weights
 # --------------------------------------------------------------------------------------------
 
-def class_priors(y, n_classes: int) -> np.ndarray:
-    """Class frequencies of a label vector (sums to 1)."""
-    y = _check_labels(y, n_classes, "y")
-    return np.bincount(y, minlength=n_classes) / len(y)
-
-
-def _positive_vector(v, n_classes: int, name: str) -> np.ndarray:
-    """A strictly positive, finite vector of length n_classes (priors or thresholds)."""
-    if v is None:
-        raise ValueError(f"this decision rule needs {name}; pass {name}=...")
-    v = np.asarray(v, dtype=np.float64).ravel()
-    if v.shape != (n_classes,):
-        raise ValueError(f"{name} has {v.size} entries but there are {n_classes} classes")
-    if not np.isfinite(v).all() or (v <= 0).any():
-        raise ValueError(f"{name} must be finite and > 0, got {np.round(v, 4).tolist()}; a class "
-                         f"missing from training gets prior 0 - drop it or smooth the priors")
-    return v
-
-
-def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=None) -> np.ndarray:
-    """Predicted labels under a decision rule.
-
-    Args:
-        probs: ``(n, n_classes)`` class probabilities.
-        decision: ``argmax``; ``prior_corrected`` = argmax(probs / priors), with the training
-            class frequencies as priors; ``thresholds`` = argmax(probs * thresholds), with per-class
-            multipliers fitted on validation by :func:`fit_thresholds`.
-    """
-    p = _check_probs(probs)
-    k = p.shape[1]
-    if decision == "argmax":
-        return p.argmax(axis=1)
-    if decision == "prior_corrected":
-        return (p / _positive_vector(priors, k, "priors")).argmax(axis=1)
-    if decision == "thresholds":
-        return (p * _positive_vector(thresholds, k, "thresholds")).argmax(axis=1)
-    raise ValueError(f"unknown decision {decision!r}: use one of {DECISIONS}")
-
-
-def _balanced_accuracy(y, pred, n_classes: int) -> float:
-    """Mean recall over the classes present in y."""
+def balanced_accuracy(y, pred, n_classes: int) -> float:
+    """Mean recall over the classes present in y (labels already checked)."""
     support = np.bincount(y, minlength=n_classes)
     hits = np.bincount(y[pred == y], minlength=n_classes)
     present = support > 0
     return float((hits[present] / support[present]).mean())
 
-
-def fit_thresholds(y_val, probs_val, n_classes: int, *, iters: int = 3) -> np.ndarray:
-    """Per-class multipliers that maximise validation balanced accuracy.
-
-    Coordinate ascent over a log grid, starting from 1 / (validation class priors), or from plain
-    argmax if that is better; a step is taken only on strict improvement, so the result is
-    deterministic and never worse on validation than argmax. Fit on validation, never on test.
-    """
-    p = _check_probs(probs_val, n_classes, "probs_val")
-    y = _check_labels(y_val, n_classes, "y_val")
-    if len(y) != len(p):
-        raise ValueError(f"y_val has {len(y)} labels but probs_val has {len(p)} rows")
-    priors = np.maximum(np.bincount(y, minlength=n_classes) / len(y), 1.0 / len(y))
-    candidates = [np.ones(n_classes), 1.0 / priors]
-    scores = [_balanced_accuracy(y, (p * t).argmax(axis=1), n_classes) for t in candidates]
-    best = int(np.argmax(scores))
-    t, score = candidates[best] / candidates[best].max(), scores[best]
-    grid = np.logspace(-2, 2, 41)
-    for _ in range(iters):
-        improved = False
-        for c in range(n_classes):
-            for factor in grid:
-                trial = t.copy()
-                trial[c] = t[c] * factor
-                s = _balanced_accuracy(y, (p * trial).argmax(axis=1), n_classes)
-                if s > score + 1e-12:
-                    t, score, improved = trial, s, True
-        if not improved:
-            break
-    return t / t.max()
-
-
-# --------------------------------------------------------------------------------------------
-# weighted (bootstrap-ready) metric kernels; W is (B, n) image weights
-# --------------------------------------------------------------------------------------------
 
 def _weighted_auc(W: np.ndarray, positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """One-vs-rest AUC (Mann-Whitney, ties count 1/2) for each row of weights; NaN if undefined.
@@ -290,8 +213,8 @@ def _num(x) -> float | None:
 def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     """Top-label ECE with equal-width confidence bins: sum over bins of |accuracy - confidence|
     weighted by the bin's share of images."""
-    p = _check_probs(probs)
-    y = _check_labels(y_true, p.shape[1])
+    p = check_probs(probs)
+    y = check_labels(y_true, p.shape[1])
     return float(_weighted_ece(np.ones((1, len(y))), p, y, n_bins)[0])
 
 
@@ -300,8 +223,8 @@ def reliability_table(y_true, probs, n_bins: int = 15) -> pd.DataFrame:
 
     Empty bins are kept, with NaN confidence and accuracy and count 0.
     """
-    p = _check_probs(probs)
-    y = _check_labels(y_true, p.shape[1])
+    p = check_probs(probs)
+    y = check_labels(y_true, p.shape[1])
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
     b = _bin_index(conf, n_bins)
@@ -332,82 +255,127 @@ def sensitivity_at_specificity(y_binary, scores, specificity: float = 0.80) -> f
     return float(_weighted_sens_at_spec(np.ones((1, len(s))), y.astype(bool), s, specificity)[0])
 
 
-def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, thresholds=None,
-             n_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """Evaluate one model on a test set; returns the DESIGN.md metrics dict (JSON-ready).
-
-    Args:
-        y_true: integer labels, shape ``(n,)``.
-        probs: class probabilities, shape ``(n, len(classes))`` (softmax output, not logits).
-        classes: dx codes in label order (``info.classes(dataset)``).
-        decision: the model's rule (see :func:`apply_decision`); ``priors`` are the *training*
-            class frequencies, ``thresholds`` come from :func:`fit_thresholds` on validation.
-        n_bootstrap: resamples of the test images for the 95% CIs (0 = no CIs).
-        seed: bootstrap seed.
-
-    Returns:
-        ``accuracy``; ``balanced_accuracy`` = mean per-class recall over the classes present in
-        ``y_true`` (as ``sklearn.metrics.balanced_accuracy_score``), under the decision rule;
-        ``balanced_accuracy_argmax`` (the plain argmax figure, for comparison); ``decision``;
-        ``macro_f1`` (mean over classes that are true or predicted, as scikit-learn);
-        ``macro_auc`` (one-vs-rest, mean over classes with positives and negatives, from the
-        probabilities, so independent of the rule); ``per_class`` dx -> precision (0 if never
-        predicted), recall (None if absent), f1, auc (None if undefined), support;
-        ``confusion_matrix`` (rows = true); ``classes``; ``ece`` (top-label, 15 bins, of the
-        argmax of the probabilities); ``mel_sensitivity_at_spec80`` (None without ``mel``);
-        ``ci95`` metric -> [lo, hi] (percentile bootstrap over test images; a resample where a
-        class loses all its positives is skipped for AUC and counted in ``bootstrap_skipped``);
-        ``n_bootstrap``; ``seed``.
-    """
-    y, p, classes = _check_inputs(y_true, probs, classes)
-    k = len(classes)
-    pred = apply_decision(p, decision, priors=priors, thresholds=thresholds)
-    support_all = np.bincount(y, minlength=k)
-    auc_classes = [c for c in range(k) if 0 < support_all[c] < len(y)]
-    mel = classes.index("mel") if "mel" in classes else None
-    point = _weighted_scores(np.ones((1, len(y))), y, p, pred, auc_classes, mel, 15)
-    cm = point["_cm"][0]
+def _per_class(cm: np.ndarray, y: np.ndarray, p: np.ndarray, classes: list[str]) -> dict:
+    """dx -> precision (0 if never predicted), recall (None if absent), f1, auc, support."""
     tp, support, predicted = np.diag(cm), cm.sum(axis=1), cm.sum(axis=0)
     ones = np.ones((1, len(y)))
-    per_class = {}
+    out = {}
     for c, dx in enumerate(classes):
         f1_den = 2 * tp[c] + (predicted[c] - tp[c]) + (support[c] - tp[c])
-        per_class[dx] = {
+        out[dx] = {
             "precision": float(tp[c] / predicted[c]) if predicted[c] else 0.0,
             "recall": float(tp[c] / support[c]) if support[c] else None,
             "f1": float(2 * tp[c] / f1_den) if f1_den else None,
             "auc": _num(_weighted_auc(ones, y == c, p[:, c])[0]),
             "support": int(support[c]),
         }
-    result = {
-        "accuracy": _num(point["accuracy"][0]),
-        "balanced_accuracy": _num(point["balanced_accuracy"][0]),
-        "balanced_accuracy_argmax": _balanced_accuracy(y, p.argmax(axis=1), k),
-        "decision": decision,
-        "macro_f1": _num(point["macro_f1"][0]),
-        "macro_auc": _num(point["macro_auc"][0]),
-        "per_class": per_class,
-        "confusion_matrix": cm.astype(np.int64).tolist(),
-        "classes": list(classes),
-        "ece": _num(point["ece"][0]),
-        "mel_sensitivity_at_spec80": _num(point["mel_sensitivity_at_spec80"][0]),
-    }
-    if decision == "prior_corrected":
-        result["priors"] = [float(v) for v in np.ravel(priors)]
-    if decision == "thresholds":
-        result["thresholds"] = [float(v) for v in np.ravel(thresholds)]
+    return out
+
+
+def _bootstrap_cis(score, n: int, n_bootstrap: int, seed: int, defined: dict) -> dict:
+    """``ci95``, ``n_bootstrap``, ``bootstrap_skipped`` and ``seed`` of a seeded bootstrap.
+
+    Args:
+        score: image weights ``(B, n)`` -> the :func:`_weighted_scores` dict of each resample.
+        defined: metric -> whether its point estimate exists (no CI otherwise).
+    """
     boot = {m: [] for m in CI_METRICS}
-    for W in _bootstrap_weights(len(y), int(n_bootstrap), seed):
-        scores = _weighted_scores(W, y, p, pred, auc_classes, mel, 15)
+    for W in _bootstrap_weights(n, int(n_bootstrap), seed):
+        scores = score(W)
         for m in CI_METRICS:
             boot[m].append(scores[m])
     boot = {m: np.concatenate(v) if v else np.empty(0) for m, v in boot.items()}
-    result["ci95"] = {m: (_ci(boot[m]) if result[m] is not None else None) for m in CI_METRICS}
-    result["n_bootstrap"] = int(n_bootstrap)
-    result["bootstrap_skipped"] = {m: int((~np.isfinite(boot[m])).sum()) for m in CI_METRICS
-                                   if result[m] is not None}
-    result["seed"] = int(seed)
-    return result
+    return {"ci95": {m: (_ci(boot[m]) if defined[m] else None) for m in CI_METRICS},
+            "n_bootstrap": int(n_bootstrap),
+            "bootstrap_skipped": {m: int((~np.isfinite(boot[m])).sum()) for m in CI_METRICS
+                                  if defined[m]},
+            "seed": int(seed)}
+
+
+def evaluate(y_true, probs, classes, *, decision: str = "argmax", priors=None, thresholds=None,
+             n_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Evaluate one model on a test set; returns the DESIGN.md metrics dict (JSON-ready).
+
+    Args:
+        y_true, probs, classes: integer labels ``(n,)``, softmax probabilities (not logits)
+            ``(n, len(classes))``, dx codes in label order (``info.classes(dataset)``).
+        decision, priors, thresholds: the model's rule (:mod:`skinlib.decision`).
+        n_bootstrap: resamples of the test images for the 95% CIs (0 = no CIs); ``seed``: theirs.
+
+    Returns:
+        ``accuracy``; ``balanced_accuracy`` (mean recall over the classes in ``y_true``, as
+        scikit-learn) under the rule, and ``balanced_accuracy_argmax`` beside it; ``macro_f1``
+        (over classes true or predicted); ``macro_auc`` (one-vs-rest over classes with positives
+        and negatives; independent of the rule); ``per_class`` (:func:`_per_class`);
+        ``confusion_matrix`` (rows = true); ``classes``; ``ece`` (top-label, 15 bins);
+        ``mel_sensitivity_at_spec80`` (None without ``mel``); the rule
+        (:func:`skinlib.decision.record`); ``ci95`` metric -> [lo, hi] (percentile bootstrap over
+        test images; resamples where a class loses its positives are skipped for AUC and counted
+        in ``bootstrap_skipped``); ``n_bootstrap``; ``seed``.
+    """
+    from skinlib import decision as rules  # decision builds on this module's input checks
+
+    y, p, classes = _check_inputs(y_true, probs, classes)
+    pred = rules.apply_decision(p, decision, priors=priors, thresholds=thresholds)
+    support_all = np.bincount(y, minlength=len(classes))
+    auc_classes = [c for c in range(len(classes)) if 0 < support_all[c] < len(y)]
+    mel = classes.index("mel") if "mel" in classes else None
+
+    def score(W):
+        return _weighted_scores(W, y, p, pred, auc_classes, mel, 15)
+
+    scores = score(np.ones((1, len(y))))
+    point = {m: _num(v[0]) for m, v in scores.items() if m != "_cm"}
+    cm = scores["_cm"][0]
+    result = {
+        "accuracy": point["accuracy"],
+        "balanced_accuracy": point["balanced_accuracy"],
+        "balanced_accuracy_argmax": balanced_accuracy(y, p.argmax(axis=1), len(classes)),
+        "macro_f1": point["macro_f1"],
+        "macro_auc": point["macro_auc"],
+        "per_class": _per_class(cm, y, p, classes),
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+        "classes": list(classes),
+        "ece": point["ece"],
+        "mel_sensitivity_at_spec80": point["mel_sensitivity_at_spec80"],
+        **rules.record(decision, priors=priors, thresholds=thresholds),
+    }
+    defined = {m: result[m] is not None for m in CI_METRICS}
+    return {**result, **_bootstrap_cis(score, len(y), n_bootstrap, seed, defined)}
+
+
+def _recall_scores(W, y, probs, pred, *, auc_classes, mel, minority: list[int],
+                   chosen: list[int]) -> dict:
+    """:func:`_weighted_scores` plus ``minority_recall`` (mean recall over the ``minority``
+    classes) and, when ``chosen`` classes are given, ``subset_recall`` (theirs)."""
+    s = _weighted_scores(W, y, probs, pred, auc_classes, mel, 15)
+    cm = s["_cm"]
+    sup = cm.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rec = np.diagonal(cm, axis1=1, axis2=2)[:, minority] / sup[:, minority]
+        s["minority_recall"] = np.nanmean(rec, axis=1) if minority else np.full(len(W), np.nan)
+        if chosen:
+            s["subset_recall"] = np.nanmean(
+                np.diagonal(cm, axis1=1, axis2=2)[:, chosen] / sup[:, chosen], axis=1)
+    return s
+
+
+def _paired(names, score_a, score_b, n: int, n_bootstrap: int, seed: int) -> dict:
+    """metric -> ``{"a", "b", "diff", "ci95", "significant"}`` of a paired bootstrap."""
+    ones = np.ones((1, n))
+    point_a, point_b = score_a(ones), score_b(ones)
+    diffs = {m: [] for m in names}
+    for W in _bootstrap_weights(n, int(n_bootstrap), seed):
+        sa, sb = score_a(W), score_b(W)
+        for m in names:
+            diffs[m].append(sb[m] - sa[m])
+    out = {}
+    for m in names:
+        a, b = _num(point_a[m][0]), _num(point_b[m][0])
+        ci = _ci(np.concatenate(diffs[m]) if diffs[m] else np.empty(0))
+        out[m] = {"a": a, "b": b, "diff": None if a is None or b is None else b - a, "ci95": ci,
+                  "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0))}
+    return out
 
 
 def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
@@ -420,60 +388,33 @@ def compare(y_true, probs_a, probs_b, classes, *, decision_a: str = "argmax",
     Returns:
         metric -> ``{"a", "b", "diff" (b - a), "ci95": [lo, hi], "significant"}`` for accuracy,
         balanced_accuracy, macro_auc, macro_f1, ece, minority_recall (mean recall over every
-        class but the most frequent in y_true) and mel_sensitivity_at_spec80 (when ``mel`` is a
-        class); ``significant`` is True when the CI excludes 0. Plus ``n_bootstrap``, ``seed``.
+        class but the most frequent in y_true), mel_sensitivity_at_spec80 (when ``mel`` is a
+        class) and, with ``subset``, subset_recall (mean recall over those classes, which it
+        names); ``significant`` is True when the CI excludes 0. Plus ``n_bootstrap``, ``seed``.
     """
+    from skinlib import decision as rules  # decision builds on this module's input checks
+
     y, pa, classes = _check_inputs(y_true, probs_a, classes)
     _, pb, _ = _check_inputs(y_true, probs_b, classes)
-    k = len(classes)
-    pred_a = apply_decision(pa, decision_a, priors=priors, thresholds=thresholds_a)
-    pred_b = apply_decision(pb, decision_b, priors=priors, thresholds=thresholds_b)
-    support = np.bincount(y, minlength=k)
-    auc_classes = [c for c in range(k) if 0 < support[c] < len(y)]
+    pred_a = rules.apply_decision(pa, decision_a, priors=priors, thresholds=thresholds_a)
+    pred_b = rules.apply_decision(pb, decision_b, priors=priors, thresholds=thresholds_b)
+    support = np.bincount(y, minlength=len(classes))
     mel = classes.index("mel") if "mel" in classes else None
-    majority = int(support.argmax())
     names = ["accuracy", "balanced_accuracy", "macro_auc", "macro_f1", "ece", "minority_recall"]
-    if mel is not None:
-        names.append("mel_sensitivity_at_spec80")
-    chosen = []
-    if subset is not None:
-        chosen = [classes.index(c) for c in subset if c in classes and support[classes.index(c)]]
-        if not chosen:
-            raise ValueError(f"none of the classes {list(subset)} occurs in y_true")
-        names.append("subset_recall")
-
-    def scores(W, probs, pred):
-        s = _weighted_scores(W, y, probs, pred, auc_classes, mel, 15)
-        cm = s["_cm"]
-        sup = cm.sum(axis=2)
-        minority = [c for c in range(k) if c != majority and support[c] > 0]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rec = np.diagonal(cm, axis1=1, axis2=2)[:, minority] / sup[:, minority]
-            s["minority_recall"] = np.nanmean(rec, axis=1) if minority else np.full(len(W), np.nan)
-            if chosen:
-                s["subset_recall"] = np.nanmean(
-                    np.diagonal(cm, axis1=1, axis2=2)[:, chosen] / sup[:, chosen], axis=1)
-        return s
-
-    ones = np.ones((1, len(y)))
-    point_a, point_b = scores(ones, pa, pred_a), scores(ones, pb, pred_b)
-    diffs = {m: [] for m in names}
-    for W in _bootstrap_weights(len(y), int(n_bootstrap), seed):
-        sa, sb = scores(W, pa, pred_a), scores(W, pb, pred_b)
-        for m in names:
-            diffs[m].append(sb[m] - sa[m])
-    out = {}
-    for m in names:
-        a, b = _num(point_a[m][0]), _num(point_b[m][0])
-        d = np.concatenate(diffs[m]) if diffs[m] else np.empty(0)
-        ci = _ci(d)
-        out[m] = {"a": a, "b": b, "diff": None if a is None or b is None else b - a, "ci95": ci,
-                  "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0))}
+    names += ["mel_sensitivity_at_spec80"] if mel is not None else []
+    chosen = [classes.index(c) for c in subset or () if c in classes and support[classes.index(c)]]
+    if subset is not None and not chosen:
+        raise ValueError(f"none of the classes {list(subset)} occurs in y_true")
+    names += ["subset_recall"] if chosen else []
+    majority = int(support.argmax())
+    kw = dict(auc_classes=[c for c in range(len(classes)) if 0 < support[c] < len(y)], mel=mel,
+              minority=[c for c in range(len(classes)) if c != majority and support[c] > 0],
+              chosen=chosen)
+    out = _paired(names, lambda W: _recall_scores(W, y, pa, pred_a, **kw),
+                  lambda W: _recall_scores(W, y, pb, pred_b, **kw), len(y), n_bootstrap, seed)
     if chosen:
         out["subset_recall"]["classes"] = [classes[c] for c in chosen]
-    out["n_bootstrap"] = int(n_bootstrap)
-    out["seed"] = int(seed)
-    return out
+    return {**out, "n_bootstrap": int(n_bootstrap), "seed": int(seed)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -496,49 +437,6 @@ def result_json(result: dict, **meta) -> dict:
     if absent:
         raise ValueError(f"result lacks {absent}: pass the dict that metrics.evaluate() returned")
     return json_types({**result, **meta})
-
-
-def write_metrics(path, result: dict) -> Path:
-    """Write a metrics dict as indented JSON (NumPy-safe, NaN -> null); parents are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_types(result), indent=2, allow_nan=False) + "\n")
-    return path
-
-
-def load_metrics(run_metrics_dir) -> list[dict]:
-    """Every ``metrics/*.json`` of a run, one dict per model, sorted by file name.
-
-    Accepts a ``RunDir``, a run folder (its ``metrics/`` is used) or the metrics folder itself.
-    A file holding ``{"models": {name: dict, ...}}`` yields one dict per model, with the file's
-    other top-level keys as defaults and ``model`` set to the name if absent. Files without
-    ``balanced_accuracy`` or ``models`` (e.g. ``01_eda.json``) hold no model and are skipped.
-    Each dict gets ``source`` = the file it came from.
-    """
-    folder = Path(getattr(run_metrics_dir, "metrics", run_metrics_dir))
-    if (folder / "metrics").is_dir():
-        folder = folder / "metrics"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no metrics folder at {folder}: run the notebooks that write "
-                                f"metrics JSON first (02 onwards)")
-    out = []
-    for f in sorted(folder.glob("*.json")):
-        try:
-            obj = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{f} is not valid JSON ({e}); delete it and re-run its notebook") \
-                from None
-        if isinstance(obj, dict) and isinstance(obj.get("models"), dict):
-            shared = {k: v for k, v in obj.items() if k != "models"}
-            for name, d in obj["models"].items():
-                out.append({**shared, **d, "model": d.get("model", name), "source": str(f)})
-        elif isinstance(obj, dict) and "balanced_accuracy" in obj:
-            out.append({**obj, "source": str(f)})
-        elif isinstance(obj, dict):
-            continue  # a notebook's own facts (EDA counts, CAM checks), not a model's metrics
-        else:
-            raise ValueError(f"{f} holds a {type(obj).__name__}, not a metrics object")
-    return out
 
 
 def most_confused(result: dict) -> tuple[str, str, float]:

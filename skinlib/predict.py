@@ -1,4 +1,4 @@
-"""``python -m skinlib predict``: classify JPEG/PNG files of any size with a skinlib model.
+"""Classify JPEG/PNG files of any size with a skinlib model (``python -m skinlib predict``).
 
 The model is loaded once (Keras ``.keras`` archives only, safe mode on), every image is read
 with Pillow, converted to RGB and resized the way the input pipeline resizes, and the top
@@ -8,7 +8,6 @@ image is written at the image's own size.
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
@@ -154,10 +153,3 @@ def format_text(report: dict) -> str:
                      + (f"  -> {r['overlay']}" if r["overlay"] else ""))
     return "\n".join(lines)
 
-
-def main(args) -> int:
-    """Run ``predict`` for parsed CLI arguments; returns the exit code (errors raise)."""
-    report = predict_files(args.model, list(args.images), gradcam_dir=args.gradcam,
-                           top=args.top)
-    print(json.dumps(report, indent=2) if args.json else format_text(report))
-    return 0

@@ -1,9 +1,9 @@
 """The results table of the series (notebook 08): every model's metrics JSON of a run in one
 table, written as ``metrics/summary.csv`` and ``metrics/summary.md``.
 
-Only model metrics take part: a JSON without ``balanced_accuracy`` (``01_eda.json``) is not a
-model, and notebook 08's own files (``08_*.json``, e.g. the leakage experiment, whose models are
-tested on other splits) are kept out so every row is scored on the same lesion-grouped test split.
+Only files of kind ``model`` and ``comparison`` take part (:data:`skinlib.rundir.METRIC_KINDS`):
+their models are all scored on the same lesion-grouped test split. ``facts`` files (EDA counts,
+GAN quality, CAM checks, the leakage experiment whose models are tested on other splits) stay out.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from skinlib.metrics import load_metrics
+from skinlib.config import MODEL_NOTEBOOKS
+from skinlib.rundir import RunDir
 
-# Notebooks of the series that write at least one model's metrics JSON.
-MODEL_NOTEBOOKS = ("02_baseline_cnn", "04_gan_augmented_cnn", "05_class_experts_kfold_bma",
-                   "06_resnet50_transfer")
 # (column name, metrics key) of the summary table, in reading order.
 TABLE_METRICS = (
     ("balanced accuracy", "balanced_accuracy"),
@@ -28,25 +26,18 @@ TABLE_METRICS = (
 )
 
 
-def _is_model(d: dict) -> bool:
-    """True for a metrics dict of a model scored on the shared test split."""
-    own = Path(d.get("source", "")).name.startswith("08_")
-    return d.get("balanced_accuracy") is not None and not own
-
-
-def collect(run_or_dir) -> dict[str, dict]:
-    """Every model metrics dict of a run, keyed by model name (in file-name order).
+def collect(run) -> dict[str, dict]:
+    """Every model metrics dict of a run (:meth:`RunDir.load_metrics`), keyed by model name
+    (in file-name order).
 
     Args:
-        run_or_dir: a ``RunDir``, a run folder or its ``metrics/`` folder.
+        run: a ``RunDir`` or a run folder.
 
     Raises:
-        FileNotFoundError: the run folder has no ``metrics/`` folder.
+        MissingArtifactError: the run folder has no ``metrics/`` folder.
     """
     out = {}
-    for d in load_metrics(run_or_dir):
-        if not _is_model(d):
-            continue
+    for d in (run if isinstance(run, RunDir) else RunDir(run)).load_metrics():
         name = str(d.get("model") or Path(d["source"]).stem)
         if name in out:  # two files name the same model: keep both, told apart by file
             name = f"{name} ({Path(d['source']).stem})"
@@ -72,8 +63,8 @@ def summary_table(results: dict[str, dict]) -> pd.DataFrame:
     """One row per model: notebook, image size, training time, decision rule and each metric
     with its bootstrap 95% CI (columns ``<metric>``, ``<metric> lo``, ``<metric> hi``)."""
     if not results:
-        raise ValueError("no model metrics to tabulate: run notebook 02 (or a later model "
-                         "notebook) into this run folder first")
+        raise ValueError("no model metrics to tabulate: collect() found no model in the run "
+                         f"folder (the model notebooks are {', '.join(MODEL_NOTEBOOKS)})")
     rows = []
     for name, d in results.items():
         row = {"model": name, "notebook": Path(d.get("source", "")).stem[:2],

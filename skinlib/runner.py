@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from skinlib.config import PROFILES
+from skinlib.config import NOTEBOOKS, PROFILES, notebook_name
 from skinlib.rundir import RunDir, default_run_dir, project_root
-
-NOTEBOOKS = (
-    "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
-    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "08_results",
-)
-
-
-class NotebookFailed(RuntimeError):
-    """A notebook of the series raised; the message names notebook, cell and error."""
 
 
 @dataclass
@@ -35,13 +25,7 @@ def select(only: str | list[str] | None) -> list[str]:
     if not only:
         return list(NOTEBOOKS)
     wanted = [w.strip() for w in (only.split(",") if isinstance(only, str) else only) if w.strip()]
-    out = []
-    for w in wanted:
-        hits = [n for n in NOTEBOOKS if n == w or n.startswith(w.zfill(2) + "_")]
-        if not hits:
-            raise ValueError(f"--only {w!r} names no notebook; choose from "
-                             + ", ".join(n[:2] for n in NOTEBOOKS))
-        out.extend(hits)
+    out = [notebook_name(w) for w in wanted]
     return [n for n in NOTEBOOKS if n in out]
 
 
@@ -87,8 +71,7 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
         data = str(Path(data).expanduser().resolve())  # notebooks run with cwd=notebooks/
     params = {"profile": profile, "data": data or "auto", "run_dir": str(run.root),
               "overrides": dict(overrides or {}), "force": bool(force)}
-    times_path = run.logs / "run_times.json"
-    seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
+    seconds = run.run_times()
     bar = tqdm(names, desc=f"skinlib run ({profile})", unit="notebook", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
@@ -103,11 +86,11 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
                                 execution_timeout=timeout)
         except Exception as err:  # papermill wraps the cell error; report it, stop the series
             seconds[name] = round(time.perf_counter() - t0, 1)
-            times_path.write_text(json.dumps(seconds, indent=2) + "\n")
+            run.write_run_times(seconds)
             bar.close()
             return RunResult(run.root, seconds, failed=name,
                              message=_failure_message(name, dst, err))
         seconds[name] = round(time.perf_counter() - t0, 1)
-        times_path.write_text(json.dumps(seconds, indent=2) + "\n")
+        run.write_run_times(seconds)
     bar.close()
     return RunResult(run.root, seconds)

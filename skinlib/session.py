@@ -8,7 +8,6 @@ A notebook's ``parameters`` cell holds ``profile``, ``data``, ``run_dir``, ``ove
 from __future__ import annotations
 
 import hashlib
-import json
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -16,13 +15,9 @@ from importlib import metadata
 
 import pandas as pd
 
-from skinlib import info
+from skinlib import decision, info
 from skinlib.config import Profile, get_profile
 from skinlib.rundir import RunDir, default_run_dir
-
-
-class MissingArtifactError(FileNotFoundError):
-    """A notebook needs what an earlier notebook writes."""
 
 
 @dataclass
@@ -51,9 +46,7 @@ class Session:
 
     def priors(self) -> "list[float]":
         """Class frequencies of the training split (for the prior-corrected decision)."""
-        counts = self.frame("train")["label"].value_counts().reindex(range(self.n_classes),
-                                                                     fill_value=0)
-        return (counts / counts.sum()).tolist()
+        return decision.priors(self.frame("train")["label"], self.n_classes).tolist()
 
     def meta(self, model: str, *, image_size, train_seconds: float, n_train: int) -> dict:
         """The run facts every metrics JSON carries beside the ``evaluate`` dict."""
@@ -67,14 +60,9 @@ class Session:
                 "train_seconds": round(float(train_seconds), 2)}
 
     def require(self, relpath: str, notebook: str):
-        """The path of an artifact an earlier notebook wrote, or a clear error naming it."""
-        path = self.run.inside(relpath)
-        if not path.exists():
-            raise MissingArtifactError(
-                f"{path} is missing: run notebooks/{notebook}.ipynb first with the same profile "
-                f"and run folder (python -m skinlib run --profile {self.profile.name} "
-                f"--only {notebook[:2]})")
-        return path
+        """The path of an artifact an earlier notebook wrote, or a clear error naming it
+        (:meth:`skinlib.rundir.RunDir.require`)."""
+        return self.run.require(relpath, notebook, self.profile.name)
 
 
 def start(profile: str | None = None, data: str | None = None, run_dir: str | None = None,
@@ -141,5 +129,4 @@ def record_environment(session: Session) -> None:
     rec = {"versions": package_versions(), "profile": session.profile.to_dict(),
            "data": session.data, "n_images": len(session.catalog),
            "catalog_sha256": catalog_hash(session.catalog)}
-    path = session.run.logs / "environment.json"
-    path.write_text(json.dumps(rec, indent=2, default=str) + "\n")
+    session.run.write_record("logs/environment.json", rec)

@@ -44,7 +44,7 @@ def smoke_run(tmp_path_factory):
 
 def notebook_ok(result, name: str) -> None:
     """Fail with the runner's message if the series stopped at or before ``name``."""
-    from skinlib.runner import NOTEBOOKS
+    from skinlib.config import NOTEBOOKS
 
     if result.failed and NOTEBOOKS.index(result.failed) <= NOTEBOOKS.index(name):
         pytest.fail(result.message)

@@ -7,12 +7,15 @@ import sys
 import pytest
 
 from skinlib import cli, runner
+from skinlib.config import NOTEBOOKS
 from skinlib.rundir import RunDir
 
 
 def test_select_notebooks():
     assert runner.select("02,1") == ["01_eda", "02_baseline_cnn"]
-    assert runner.select(None) == list(runner.NOTEBOOKS)
+    assert runner.select(["08_results", "3"]) == ["03_dcgan_minority", "08_results"]
+    assert runner.select(None) == list(NOTEBOOKS)
+    assert [n[:2] for n in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
     with pytest.raises(ValueError, match="names no notebook"):
         runner.select("09")
 
@@ -38,14 +41,7 @@ def test_failure_names_notebook_cell_and_error(tmp_path, monkeypatch):
     assert "01_eda" in res.message and "ValueError: planted failure" in res.message
     assert "cell [" in res.message and str(tmp_path / "run" / "notebooks") in res.message
     assert "02_baseline_cnn" not in res.seconds  # the series stopped
-
-
-def test_run_dir_paths_stay_inside(tmp_path):
-    run = RunDir(tmp_path / "r").ensure()
-    assert run.inside("models", "a.keras").parent == run.models
-    for bad in ("../escape.json", "/etc/passwd", "models/../../x"):
-        with pytest.raises(ValueError, match="leave the run folder"):
-            run.inside(bad)
+    assert RunDir(tmp_path / "run").run_times() == res.seconds
 
 
 def test_data_check_cli_json(fake_root, capsys):

@@ -16,6 +16,17 @@ def test_profiles_scale_up():
     assert (smoke.k_folds, quick.k_folds, full.k_folds) == (2, 3, 5)
 
 
+def test_leakage_sizes_per_profile():
+    """Notebook 08's leakage pairs: smoke at its own size, quick 28x28 only, full both."""
+    from skinlib.leakage import resolve_sizes
+
+    smoke, quick, full = (get_profile(p) for p in PROFILES)
+    assert resolve_sizes(smoke) == [(24, 32)]
+    assert resolve_sizes(quick) == [(28, 28)]
+    assert resolve_sizes(full) == [(96, 128), (28, 28)]
+    assert resolve_sizes(full, [(8, 8)]) == [(8, 8)]
+
+
 def test_overrides_keep_types_and_ignore_none():
     p = get_profile("smoke", epochs=None, **parse_sets(["batch_size=8", "augment=false",
                                                         "image_size=48x64", "learning_rate=0.01"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -91,8 +89,6 @@ def test_works_on_resnet50():
     assert min(explain.feature_layer(small).output.shape[1:3]) >= 2  # 1x1 maps show nothing
 
 
-@pytest.mark.skipif(not (Path(explain.__file__).parent / "models" / "experts.py").exists(),
-                    reason="skinlib/models/experts.py (notebook 05) not written yet")
 def test_works_on_the_expert_model():
     from skinlib.models import dcgan, experts
 

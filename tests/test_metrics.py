@@ -1,14 +1,12 @@
-"""Tests for skinlib.metrics: every figure against scikit-learn, CIs, decision rules, bad input."""
+"""Tests for skinlib.metrics: every figure against scikit-learn, CIs, comparisons, bad input."""
 
 import json
-import time
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 from skinlib import info, metrics
-from skinlib.rundir import RunDir
 
 CLASSES = info.classes("ham10000")
 K = len(CLASSES)
@@ -104,33 +102,6 @@ def test_ece_calibrated_vs_overconfident():
     assert np.all(np.abs(full["accuracy"] - full["confidence"]) < 0.05)
 
 
-def test_prior_correction_raises_balanced_accuracy():
-    # the minority class gets systematically low probabilities: argmax almost never picks it
-    rng = np.random.default_rng(1)
-    n = 2000
-    y = (rng.uniform(size=n) < 0.1).astype(int)
-    score = np.clip(0.05 + 0.3 * y + rng.normal(0, 0.1, n), 0.01, 0.99)
-    p = np.stack([1 - score, score], axis=1)
-    priors = metrics.class_priors(y, 2)
-    assert priors == pytest.approx([np.mean(y == 0), np.mean(y == 1)])
-    arg = metrics.evaluate(y, p, ["a", "b"], n_bootstrap=0)
-    cor = metrics.evaluate(y, p, ["a", "b"], decision="prior_corrected", priors=priors,
-                           n_bootstrap=0)
-    assert cor["balanced_accuracy"] > arg["balanced_accuracy"] + 0.1
-    assert cor["balanced_accuracy_argmax"] == pytest.approx(arg["balanced_accuracy"])
-    assert cor["decision"] == "prior_corrected" and cor["priors"] == pytest.approx(priors)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_fit_thresholds_never_worse_than_argmax(seed):
-    y, p = fake(n=400, seed=seed, signal=1.0)
-    t = metrics.fit_thresholds(y, p, K)
-    assert t.shape == (K,) and np.all(t > 0)
-    fitted = skm.balanced_accuracy_score(y, metrics.apply_decision(p, "thresholds", thresholds=t))
-    assert fitted >= skm.balanced_accuracy_score(y, p.argmax(axis=1))
-    np.testing.assert_array_equal(t, metrics.fit_thresholds(y, p, K))  # deterministic
-
-
 def test_bootstrap_ci_contains_estimate_and_narrows():
     widths = []
     for n in (200, 3000):
@@ -151,13 +122,6 @@ def test_bootstrap_skips_resamples_without_positives():
     # df has a single test image: it is missing from ~37% of resamples
     assert r["bootstrap_skipped"]["macro_auc"] > 20
     assert r["ci95"]["macro_auc"] is not None
-
-
-def test_bootstrap_speed():
-    y, p = fake(n=1500, seed=0)
-    start = time.perf_counter()
-    metrics.evaluate(y, p, CLASSES, n_bootstrap=1000)
-    assert time.perf_counter() - start < 5
 
 
 def test_compare_identical_and_different():
@@ -192,11 +156,9 @@ def test_bad_inputs_raise_with_message():
         metrics.evaluate(y, p, CLASSES, decision="vote")
     with pytest.raises(ValueError, match="needs priors"):
         metrics.evaluate(y, p, CLASSES, decision="prior_corrected")
-    with pytest.raises(ValueError, match="must be finite and > 0"):
-        metrics.apply_decision(p, "prior_corrected", priors=np.zeros(K))
 
 
-def test_result_json_and_files(tmp_path):
+def test_result_json_merges_metadata_and_refuses_gaps():
     y, p = fake(n=100)
     r = metrics.evaluate(y, p, CLASSES, n_bootstrap=20)
     meta = dict(model="cnn", profile="smoke", data="synthetic", split="test", image_size=(24, 32),
@@ -207,17 +169,8 @@ def test_result_json_and_files(tmp_path):
         metrics.result_json({"accuracy": 1.0}, **meta)
     doc = metrics.result_json(r, **meta)
     assert doc["image_size"] == [24, 32] and doc["model"] == "cnn"
-    run = RunDir(tmp_path / "run")
-    metrics.write_metrics(run.metrics / "02_cnn.json", doc)
-    both = {"models": {"a": doc, "b": {**doc, "model": "resnet"}}, "profile": "smoke"}
-    metrics.write_metrics(run.metrics / "05_many.json", {**both, "nan": np.nan})
-    assert json.loads((run.metrics / "05_many.json").read_text())["nan"] is None
-    loaded = metrics.load_metrics(run)
-    assert [d["model"] for d in loaded] == ["cnn", "cnn", "resnet"]
-    assert metrics.load_metrics(run.root) == loaded == metrics.load_metrics(run.metrics)
-    assert loaded[0]["balanced_accuracy"] == pytest.approx(r["balanced_accuracy"])
-    with pytest.raises(FileNotFoundError, match="no metrics folder"):
-        metrics.load_metrics(tmp_path / "nowhere")
+    assert doc["train_seconds"] == 1.5 and type(doc["train_seconds"]) is float
+    assert json.loads(json.dumps(doc)) == doc  # plain JSON types only
 
 
 def test_most_confused_is_the_largest_off_diagonal_share():

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from skinlib import session
+from skinlib.rundir import MissingArtifactError
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,9 @@ def test_session_records_environment_and_split(smoke_session):
     sizes = {k: len(s.frame(k)) for k in ("train", "val", "test")}
     assert sum(sizes.values()) == len(s.catalog) and len(s.frame("trainval")) == \
         sizes["train"] + sizes["val"]
-    assert sum(s.priors()) == pytest.approx(1)
+    train = s.frame("train")
+    assert s.priors() == pytest.approx([(train["label"] == c).mean() for c in range(s.n_classes)],
+                                       rel=1e-12)
 
 
 def test_same_seed_same_split_bytes(smoke_session, tmp_path):
@@ -32,7 +35,7 @@ def test_same_seed_same_split_bytes(smoke_session, tmp_path):
 
 
 def test_missing_artifact_names_the_notebook(smoke_session):
-    with pytest.raises(session.MissingArtifactError, match="03_dcgan_minority"):
+    with pytest.raises(MissingArtifactError, match="03_dcgan_minority.*--profile smoke --only 03"):
         smoke_session.require("models/gan/mel/generator.keras", "03_dcgan_minority")
 
 

@@ -78,6 +78,7 @@ def test_bad_fractions():
         splits.make_splits(_catalog(), val_frac=0.5, test_frac=0.5)
 
 
+@pytest.mark.realdata
 def test_real_catalog_split(shared_data):
     meta = pd.read_csv(shared_data / "ham10000_metadata" / "HAM10000_metadata.csv")
     sp = splits.make_splits(meta, seed=42)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -98,19 +96,35 @@ def test_resolve_weights(monkeypatch, tmp_path):
 
 def test_imagenet_without_internet_fails_fast_with_one_clear_line(monkeypatch):
     monkeypatch.setattr(pretrained, "available", lambda filename, timeout=3.0: False)
-    start = time.perf_counter()
     with pytest.raises(transfer.WeightsError) as err:
         transfer.build_resnet50((32, 32), 7, weights="imagenet", mixed_precision=False)
-    assert time.perf_counter() - start < 30
     text = str(err.value)
     assert "\n" not in text
     assert transfer.WEIGHTS_ENV in text and "transfer_weights=none" in text
 
 
-def test_can_download_returns_quickly():
-    start = time.perf_counter()
-    assert pretrained.can_download(timeout=1.0) in (True, False)
-    assert time.perf_counter() - start < 5
+def test_can_download_asks_the_weights_host_with_the_timeout(monkeypatch):
+    calls = []
+
+    class Answered:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def answers(address, timeout):
+        calls.append((address, timeout))
+        return Answered()
+
+    def refuses(address, timeout):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(pretrained.socket, "create_connection", answers)
+    assert pretrained.can_download(timeout=1.5) is True
+    assert calls == [((pretrained.HOST, 443), 1.5)]
+    monkeypatch.setattr(pretrained.socket, "create_connection", refuses)
+    assert pretrained.can_download(timeout=1.5) is False
 
 
 def test_local_weights_file_is_loaded(tmp_path):

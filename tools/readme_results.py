@@ -41,9 +41,9 @@ def build(run_dir: str, commands: list[str]) -> str:
     run = RunDir(run_dir)
     out = project_root() / "figures"
     out.mkdir(exist_ok=True)
-    env = json.loads((run.logs / "environment.json").read_text())
+    env = run.read_record("logs/environment.json")
     profile = env["profile"]["name"]
-    times = json.loads((run.logs / "run_times.json").read_text())
+    times = run.run_times()
     copied = []
     for name in FIGURES:
         hits = sorted(run.figures.glob(f"{name}*.png"))
@@ -77,7 +77,7 @@ def build(run_dir: str, commands: list[str]) -> str:
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
              + f"; total {record['total_minutes']} min.", ""]
     if leak_path.exists():
-        exp = json.loads(leak_path.read_text())
+        exp = run.read_metrics("08_leakage")
         lines += ["Leakage check (notebook 08): the same CNN on an image-level split vs the "
                   "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
                   "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
