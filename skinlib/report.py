@@ -9,7 +9,6 @@ Everything it links to lies inside the run folder; nothing is fetched from the n
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from skinlib import results
@@ -108,18 +107,13 @@ def write_index(run_dir, notebooks, statuses: dict | None = None) -> Path:
             default ``RUN/logs/run_status.json`` if present.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-    status_file = run.logs / "run_status.json"
     if statuses is None:
-        statuses = json.loads(status_file.read_text()) if status_file.exists() else {}
-    try:
-        models = results.collect(run)
-    except FileNotFoundError:
-        models = {}
+        statuses = run.read_record("logs/run_status.json") or {}
+    models = results.collect(run) if run.metrics.is_dir() else {}
     table = (results.formatted(results.summary_table(models)).to_html(index=False)
              if models else "<p class='missing'>no model metrics yet</p>")
     toc = " · ".join(f"<a href='#nb{n[:2]}'>{html.escape(n)}</a>" for n in notebooks)
-    env_file = run.logs / "environment.json"
-    env = json.loads(env_file.read_text()) if env_file.exists() else {}
+    env = run.read_record("logs/environment.json") or {}
     facts = (f"<p>profile <b>{html.escape(str(env.get('profile', {}).get('name', '?')))}</b>, "
              f"data {html.escape(str(env.get('data', '?')))}, "
              f"{env.get('n_images', '?')} images. Results: 95% CIs in brackets.</p>")

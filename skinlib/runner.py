@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from skinlib.config import NOTEBOOKS, PROFILES, notebook_name
+from skinlib.report import write_index
 from skinlib.rundir import RunDir, default_run_dir, project_root
 
 
@@ -67,30 +70,58 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
     names = select(only)
     run = RunDir(out or default_run_dir(profile)).ensure()
     nb_dir = project_root() / "notebooks"
-    if data and data not in ("auto", "synthetic", "kaggle"):
-        data = str(Path(data).expanduser().resolve())  # notebooks run with cwd=notebooks/
+    # The data path is passed and recorded as the user gave it; notebooks run in the caller's
+    # working directory, so a relative path means the same thing inside them.
     params = {"profile": profile, "data": data or "auto", "run_dir": str(run.root),
               "overrides": dict(overrides or {}), "force": bool(force)}
-    seconds = run.run_times()
+    seconds, status = run.run_times(), run.read_record("logs/run_status.json") or {}
     bar = tqdm(names, desc=f"skinlib run ({profile})", unit="notebook", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
-        src = nb_dir / f"{name}.ipynb"
-        if not src.exists():
-            raise FileNotFoundError(f"{src} is missing: is this a full checkout of skinlib?")
-        dst = run.notebooks / f"{name}.ipynb"
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
-                                cwd=str(nb_dir), progress_bar=False,
-                                execution_timeout=timeout)
-        except Exception as err:  # papermill wraps the cell error; report it, stop the series
-            seconds[name] = round(time.perf_counter() - t0, 1)
+    failed, message = None, ""
+    with _kernel_env(params):
+        for name in bar:
+            bar.set_postfix_str(name)
+            t0 = time.perf_counter()
+            message = _execute(pm, nb_dir / f"{name}.ipynb", run.notebooks / f"{name}.ipynb",
+                               params, timeout)
+            status[name] = {"status": "failed" if message else "ok",
+                            "seconds": round(time.perf_counter() - t0, 1),
+                            **({"message": message} if message else {})}
+            seconds[name] = status[name]["seconds"]
             run.write_run_times(seconds)
-            bar.close()
-            return RunResult(run.root, seconds, failed=name,
-                             message=_failure_message(name, dst, err))
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        run.write_run_times(seconds)
+            run.write_record("logs/run_status.json", status)
+            if message:
+                failed = name
+                break
     bar.close()
-    return RunResult(run.root, seconds)
+    write_index(run, NOTEBOOKS)
+    return RunResult(run.root, seconds, failed=failed, message=message)
+
+
+def _execute(pm, src: Path, dst: Path, params: dict, timeout: int | None) -> str:
+    """Run one notebook with papermill; return "" or the failure message."""
+    if not src.exists():
+        raise FileNotFoundError(f"{src} is missing: is this a full checkout of skinlib?")
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+                            cwd=str(Path.cwd()), progress_bar=False, execution_timeout=timeout)
+    except Exception as err:  # papermill wraps the cell error; report it, stop the series
+        return _failure_message(src.stem, dst, err)
+    return ""
+
+
+@contextmanager
+def _kernel_env(params: dict):
+    """``SKINLIB_*`` set for the notebook kernels, so a notebook's setup cell (which runs
+    before papermill's injected parameters) names the same profile, data and run folder."""
+    keys = {"SKINLIB_PROFILE": params["profile"], "SKINLIB_DATA": params["data"],
+            "SKINLIB_RUN_DIR": params["run_dir"]}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

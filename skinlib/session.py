@@ -125,8 +125,11 @@ def package_versions() -> dict[str, str]:
 
 
 def record_environment(session: Session) -> None:
-    """Write ``logs/environment.json``: versions, profile, data source, catalog hash."""
-    rec = {"versions": package_versions(), "profile": session.profile.to_dict(),
+    """Write ``logs/environment.json``: versions, device, profile, data source, catalog hash."""
+    from skinlib.notebook import device_line
+
+    rec = {"versions": package_versions(), "device": device_line(),
+           "profile": session.profile.to_dict(),
            "data": session.data, "n_images": len(session.catalog),
            "catalog_sha256": catalog_hash(session.catalog)}
     session.run.write_record("logs/environment.json", rec)
