@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from skinlib import metrics
-from skinlib.train import predict_probs
+from skinlib.training.fit import predict_probs
 
 
 def decision_params(session, decision: str, probs_val=None, y_val=None) -> dict:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skinlib import gan
+from skinlib.training import gan as gan_training
 from skinlib.models import dcgan
 
 
@@ -78,16 +79,16 @@ def test_resume_continues_from_checkpoint(tmp_path):
     kw = dict(size=16, latent_dim=8, steps=6, checkpoint_every=2, batch_size=4, filters=16,
               run_eagerly=True)
     with pytest.raises(KeyboardInterrupt):
-        gan.train_gan(images, tmp_path, callbacks=[_Interrupt()], **kw)
+        gan_training.train_gan(images, tmp_path, callbacks=[_Interrupt()], **kw)
     assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 2
     assert not (tmp_path / "generator.keras").exists()
     saved = np.load(tmp_path / "checkpoint.npz")["arr_0"]
-    record = gan.train_gan(images, tmp_path, **kw)
+    record = gan_training.train_gan(images, tmp_path, **kw)
     assert record["resumed_from"] == 2 and record["epochs_run_now"] == 2
     assert list(gan_losses(tmp_path)["step"]) == [2, 4, 6]
     assert not np.allclose(np.load(tmp_path / "checkpoint.npz")["arr_0"], saved)
     # a finished GAN is loaded, not retrained; the saved models load without custom objects
-    assert gan.train_gan(images, tmp_path, **kw)["loaded"] is True
+    assert gan_training.train_gan(images, tmp_path, **kw)["loaded"] is True
     g = keras.models.load_model(tmp_path / "generator.keras")
     d = keras.models.load_model(tmp_path / "discriminator.keras")
     fake = gan.generate(None, "x", 5, seed=1, generator=g)

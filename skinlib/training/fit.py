@@ -1,4 +1,4 @@
-"""Fit helpers shared by every model: seeds, device strategy, class weights, callbacks, resume.
+"""One ``fit`` for every classifier: seeds, device strategy, training inputs, callbacks, resume.
 
 A training run named ``name`` keeps everything under the run folder: the model
 (``models/<name>.keras``), the best checkpoint, a ``BackupAndRestore`` folder that lets a killed
@@ -14,6 +14,7 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,39 @@ def cosine_lr(base_lr: float, epochs: int, warmup: int = 1):
     return schedule
 
 
+class TrainingInputs(NamedTuple):
+    """What :func:`fit` takes from the data: ``fit(model, **inputs._asdict(), ...)``."""
+
+    train_ds: object
+    val_ds: object
+    class_weight: dict[int, float] | None
+    steps_per_epoch: int | None
+
+
+def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: pd.DataFrame,
+                    image_size=None, balance: str | None = None,
+                    seed: int | None = None) -> TrainingInputs:
+    """The training and validation datasets, class weights and steps per epoch of a frame.
+
+    Args:
+        frame: training rows; ``val_frame``: the rows early stopping watches.
+        profile: batch size, augmentation, balance, image size and seed come from it.
+        image_size, balance, seed: override the profile's values. ``balance="weights"`` gives
+            class weights, ``"resample"`` an endless class-balanced dataset and its steps.
+    """
+    from skinlib.pipeline import make_dataset, steps_per_epoch
+
+    balance = balance or profile.balance
+    size = tuple(image_size or profile.image_size)
+    train_ds = make_dataset(frame, image_size=size, batch_size=profile.batch_size, training=True,
+                            augment=profile.augment, balance=balance, n_classes=n_classes,
+                            seed=profile.seed if seed is None else seed)
+    val_ds = make_dataset(val_frame, image_size=size, batch_size=profile.batch_size)
+    weights = class_weights(frame["label"], n_classes) if balance == "weights" else None
+    steps = steps_per_epoch(frame, profile.batch_size) if balance == "resample" else None
+    return TrainingInputs(train_ds, val_ds, weights, steps)
+
+
 def paths(run, name: str) -> dict[str, Path]:
     """Where a training run named ``name`` keeps its files."""
     return {
@@ -109,6 +143,15 @@ def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epoch
     return cbs
 
 
+def compile_model(model, learning_rate: float) -> None:
+    """Compile a classifier (Adam, sparse cross-entropy, accuracy) under its device strategy."""
+    import keras
+
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
 def is_done(run, name: str) -> bool:
     """Whether a training run finished earlier (its model and record exist)."""
     p = paths(run, name)
@@ -123,40 +166,17 @@ def load_done(run, name: str):
     return keras.models.load_model(p["model"]), json.loads(p["record"].read_text())
 
 
-def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
-        learning_rate: float = 1e-3, class_weight: dict | None = None,
-        steps_per_epoch: int | None = None, schedule: str = "plateau", force: bool = False,
-        verbose: int = 2, compile: bool = True) -> tuple[object, dict]:
-    """Compile (unless told not to) and train a classifier, or load it if already done.
+def _forget(p: dict[str, Path]) -> None:
+    """Delete every file of an earlier training run (``force=True``)."""
+    for key in ("model", "best", "history", "record"):
+        p[key].unlink(missing_ok=True)
+    shutil.rmtree(p["backup"], ignore_errors=True)
 
-    Returns:
-        ``(model, record)``; the record holds ``history`` (metric -> list), ``train_seconds``,
-        ``epochs_run``, ``resumed`` and ``loaded`` (True when nothing was trained).
-    """
+
+def _finish(model, p: dict[str, Path], name: str, seconds: float, resumed: bool) -> dict:
+    """Keep the best epoch's weights, save the model and write the "done" record."""
     import keras
 
-    p = paths(run, name)
-    if force:
-        for key in ("model", "best", "history", "record"):
-            p[key].unlink(missing_ok=True)
-        shutil.rmtree(p["backup"], ignore_errors=True)
-    elif is_done(run, name):
-        model, record = load_done(run, name)
-        record["loaded"] = True
-        return model, record
-    resumed = p["backup"].exists()
-    if not resumed:
-        p["history"].unlink(missing_ok=True)
-    if compile:
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              shuffle=False,
-              class_weight=class_weight, verbose=verbose,
-              callbacks=callbacks(run, name, patience=patience, schedule=schedule,
-                                  epochs=epochs, learning_rate=learning_rate))
-    seconds = time.perf_counter() - start
     if p["best"].exists():  # the best epoch by validation loss, whatever stopped training
         model.set_weights(keras.models.load_model(p["best"]).get_weights())
     model.save(p["model"])
@@ -164,7 +184,52 @@ def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
     record = {"name": name, "history": history, "train_seconds": round(seconds, 2),
               "epochs_run": len(history.get("epoch", [])), "resumed": resumed, "loaded": False}
     p["record"].write_text(json.dumps(record, indent=2) + "\n")
-    return model, record
+    return record
+
+
+def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
+        learning_rate: float = 1e-3, class_weight: dict | None = None,
+        steps_per_epoch: int | None = None, schedule: str = "plateau", force: bool = False,
+        verbose: int = 2) -> tuple[object, dict]:
+    """Compile and train a classifier, or load it if this run folder already trained it.
+
+    Returns:
+        ``(model, record)``; the record holds ``history`` (metric -> list), ``train_seconds``,
+        ``epochs_run``, ``resumed`` and ``loaded`` (True when nothing was trained).
+    """
+    p = paths(run, name)
+    if force:
+        _forget(p)
+    elif is_done(run, name):
+        model, record = load_done(run, name)
+        record["loaded"] = True
+        return model, record
+    resumed = p["backup"].exists()
+    if not resumed:
+        p["history"].unlink(missing_ok=True)
+    compile_model(model, learning_rate)
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              shuffle=False, class_weight=class_weight, verbose=verbose,
+              callbacks=callbacks(run, name, patience=patience, schedule=schedule,
+                                  epochs=epochs, learning_rate=learning_rate))
+    return model, _finish(model, p, name, time.perf_counter() - start, resumed)
+
+
+def stage_history(histories) -> tuple[pd.DataFrame, int | None]:
+    """Epoch logs of consecutive training stages as one frame, epochs numbered across stages.
+
+    Returns:
+        ``(frame, boundary)``: ``boundary`` is the number of epochs of the first stage (the
+        0-based epoch at which the second starts), ``None`` when only one stage has epochs.
+    """
+    frames = [pd.DataFrame(h) for h in histories if h is not None]
+    parts = [f for f in frames if not f.empty]
+    if not parts:
+        return pd.DataFrame(), None
+    frame = pd.concat(parts, ignore_index=True)
+    frame["epoch"] = np.arange(len(frame))
+    return frame, (len(parts[0]) if len(parts) > 1 else None)
 
 
 def predict_probs(model, frame: pd.DataFrame, image_size, batch_size: int = 256) -> np.ndarray:
