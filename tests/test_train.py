@@ -51,6 +51,12 @@ def test_class_weights_balanced():
     w = fit.class_weights([0, 0, 0, 1, 2, 2], 4)
     assert w == pytest.approx({0: 6 / 9, 1: 2.0, 2: 1.0})
     assert 3 not in w  # absent class gets no weight instead of a division by zero
+    labels = np.random.default_rng(0).integers(0, 7, 1000)
+    counts = np.bincount(labels)
+    by_hand = {c: len(labels) / (7 * counts[c]) for c in range(7)}
+    assert fit.class_weights(labels, 7) == by_hand  # bit for bit the formula it replaced
+    with pytest.raises(ValueError, match="0..3"):
+        fit.class_weights([0, 4], 4)
 
 
 def test_cosine_schedule_warms_up_then_decays():

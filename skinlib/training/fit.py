@@ -56,13 +56,19 @@ def device_summary() -> str:
 
 
 def class_weights(labels, n_classes: int) -> dict[int, float]:
-    """``balanced`` class weights n / (k * count_c) for the classes present in ``labels``."""
+    """scikit-learn's ``balanced`` weights n / (k * count_c), for the k classes present.
+
+    Classes absent from ``labels`` get no entry (Keras then weighs them 1; they have no
+    training rows anyway); a label outside ``range(n_classes)`` is refused.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
     labels = np.asarray(labels).astype(int)
-    counts = np.bincount(labels, minlength=n_classes)
-    present = counts > 0
-    w = np.zeros(n_classes)
-    w[present] = len(labels) / (present.sum() * counts[present])
-    return {int(c): float(w[c]) for c in range(n_classes) if present[c]}
+    present = np.unique(labels)
+    if len(present) == 0 or present[0] < 0 or present[-1] >= n_classes:
+        raise ValueError(f"labels must be non-empty and in 0..{n_classes - 1}, got {present}")
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(c): float(w) for c, w in zip(present, weights)}
 
 
 def cosine_lr(base_lr: float, epochs: int, warmup: int = 1):
