@@ -1,18 +1,18 @@
 """Train one DCGAN per minority class and resume it after an interruption (notebook 03).
 
 A class's GAN lives in ``models/gan/<dx>/`` of the run folder: ``generator.keras`` and
-``discriminator.keras`` (plain models), ``checkpoint.npz`` + ``checkpoint.json`` (every
-variable of both networks and both optimizers, written every ``checkpoint_every`` steps, so a
-killed run continues from the last one), ``losses.csv`` (one row per checkpoint),
-``samples.npz`` (a fixed-latent sample grid per checkpoint) and ``train.json`` (the record
-whose presence means "done"). Only the class's **training-split** images are used. Using the
-trained GANs (loading, sampling, synthetic rows) is :mod:`skinlib.gan`.
+``discriminator.keras`` (plain models), ``checkpoints/`` (a ``tf.train.CheckpointManager``
+folder with every variable of both networks and both optimizers, written every
+``checkpoint_every`` steps, so a killed run continues from the last one), ``losses.csv`` (one
+row per checkpoint), ``samples.npz`` (a fixed-latent sample grid per checkpoint) and
+``train.json`` (the record whose presence means "done"). Only the class's **training-split**
+images are used. Using the trained GANs (loading, sampling, synthetic rows) is
+:mod:`skinlib.gan`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -26,43 +26,46 @@ from skinlib.training.fit import get_strategy
 N_FIXED = 16  # fixed latent vectors for the sample grids
 
 
-def _save_checkpoint(gan, folder: Path, step: int) -> None:
-    """Write every training variable and the step atomically."""
-    tmp = folder / "checkpoint.tmp.npz"
-    np.savez(tmp, *[np.asarray(v.numpy()) for v in gan.state_variables()])
-    os.replace(tmp, folder / "checkpoint.npz")
-    (folder / "checkpoint.json").write_text(json.dumps({"step": int(step)}) + "\n")
+def _checkpoints(gan, folder: Path):
+    """A ``tf.train.CheckpointManager`` over every variable a resumed training needs.
 
+    Both networks, both optimizers (slots built now, so a restore has somewhere to go), the
+    DiffAugment/latent seed state and the step, in ``folder/checkpoints`` (the last one kept;
+    TensorFlow writes the index last, so a kill mid-write leaves the previous one readable).
+    """
+    import tensorflow as tf
 
-def _restore_checkpoint(gan, folder: Path) -> int:
-    """Load the last checkpoint into ``gan``; return its step (0 when there is none)."""
-    path, meta = folder / "checkpoint.npz", folder / "checkpoint.json"
-    if not (path.exists() and meta.exists()):
-        return 0
     gan.build_optimizers()
-    variables = gan.state_variables()
-    saved = np.load(path)
-    if len(saved.files) != len(variables):
-        raise ValueError(f"{path} holds {len(saved.files)} arrays, the GAN has {len(variables)} "
-                         "variables: it was written by another architecture; delete the folder "
-                         "or pass force=True")
-    for i, v in enumerate(variables):
-        arr = saved[f"arr_{i}"]
-        if tuple(arr.shape) != tuple(v.shape):
-            raise ValueError(f"{path}: array {i} has shape {arr.shape}, variable {v.path} "
-                             f"{tuple(v.shape)}; delete the folder or pass force=True")
-        v.assign(arr)
-    return int(json.loads(meta.read_text())["step"])
+    checkpoint = tf.train.Checkpoint(
+        generator=gan.generator, discriminator=gan.discriminator, g_optimizer=gan.g_optimizer,
+        d_optimizer=gan.d_optimizer, seed=gan.seed_generator.state,
+        step=tf.Variable(0, dtype=tf.int64))
+    return tf.train.CheckpointManager(checkpoint, str(folder / "checkpoints"), max_to_keep=1)
 
 
-def _checkpoint_callback(gan, folder: Path, every: int, fixed_z: np.ndarray):
+def _restore(manager) -> int:
+    """Load the last checkpoint, if any; return its step (0 when there is none)."""
+    path = manager.latest_checkpoint
+    if path is None:
+        return 0
+    try:
+        manager.checkpoint.restore(path).assert_existing_objects_matched()
+    except (AssertionError, ValueError) as err:
+        raise ValueError(f"{path} does not fit this GAN ({err}): it was written with another "
+                         f"size, latent_dim or filters; delete {manager.directory} or pass "
+                         "force=True") from None
+    return int(manager.checkpoint.step.numpy())
+
+
+def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.ndarray):
     """Keras callback: at each block of ``every`` steps, checkpoint, log losses, sample."""
     import keras
 
     class Checkpointer(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             step = (epoch + 1) * every
-            _save_checkpoint(gan, folder, step)
+            manager.checkpoint.step.assign(step)
+            manager.save(checkpoint_number=step)
             row = {"step": step, **{k: float(v) for k, v in (logs or {}).items()}}
             path = folder / "losses.csv"
             pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
@@ -151,7 +154,8 @@ def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, s
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     gan = _build_gan(size, latent_dim, filters, diffaugment, seed, run_eagerly)
-    start_step = _restore_checkpoint(gan, folder)
+    manager = _checkpoints(gan, folder)
+    start_step = _restore(manager)
     if start_step == 0:
         for name in ("losses.csv", "samples.npz"):
             (folder / name).unlink(missing_ok=True)
@@ -163,7 +167,8 @@ def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, s
     history = gan.fit(_real_images(images, batch, seed), epochs=blocks,
                       initial_epoch=start_step // every, steps_per_epoch=every, verbose=verbose,
                       shuffle=False,
-                      callbacks=[_checkpoint_callback(gan, folder, every, fixed_z), *callbacks])
+                      callbacks=[_checkpoint_callback(gan, manager, folder, every, fixed_z),
+                                 *callbacks])
     seconds = time.perf_counter() - t0
     gan.generator.save(folder / "generator.keras")
     gan.discriminator.save(folder / "discriminator.keras")
