@@ -80,10 +80,11 @@ def _restored(folder, filters: int = 16):
     return model, gan_training._restore(gan_training._checkpoints(model, folder))
 
 
-def test_resume_continues_from_checkpoint(tmp_path):
+def test_resume_continues_from_checkpoint(tmp_path, tensorboard_scalars):
     images = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
     kw = dict(size=16, latent_dim=8, steps=6, checkpoint_every=2, batch_size=4, filters=16,
               run_eagerly=True)
+    kw["log_dir"] = tmp_path / "tensorboard"
     with pytest.raises(KeyboardInterrupt):
         gan_training.train_gan(images, tmp_path, callbacks=[_Interrupt()], **kw)
     assert not (tmp_path / "generator.keras").exists()
@@ -91,7 +92,11 @@ def test_resume_continues_from_checkpoint(tmp_path):
     assert step == 2
     record = gan_training.train_gan(images, tmp_path, **kw)
     assert record["resumed_from"] == 2 and record["epochs_run_now"] == 2
-    assert list(gan_losses(tmp_path)["step"]) == [2, 4, 6]
+    losses = gan_losses(tmp_path)
+    assert list(losses["step"]) == [2, 4, 6]
+    logged = tensorboard_scalars(tmp_path / "tensorboard")  # against the step, resume included
+    assert [s for s, _ in logged["d_loss"]] == [2, 4, 6]
+    assert [v for _, v in logged["g_loss"]] == pytest.approx(list(losses["g_loss"]), rel=1e-6)
     # the last checkpoint holds the final networks, optimizers and seed state
     at_6, step = _restored(tmp_path)
     g = keras.models.load_model(tmp_path / "generator.keras")

@@ -92,7 +92,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     assert len(epochs_logged) - done_before < 8  # it did not start again from epoch 0
 
 
-def test_done_run_is_loaded_and_force_retrains(tmp_path):
+def test_done_run_is_loaded_and_force_retrains(tmp_path, tensorboard_scalars):
     import tensorflow as tf
 
     from skinlib.models.cnn import build_cnn
@@ -113,6 +113,32 @@ def test_done_run_is_loaded_and_force_retrains(tmp_path):
     _, r3 = fit.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=1,
                     patience=5, verbose=0, force=True)
     assert not r3["loaded"] and r3["epochs_run"] == 1
+    logged = tensorboard_scalars(fit.tensorboard_dir(run, "m") / "train")
+    assert logged["epoch_loss"] == [  # the forced re-run's epoch only
+        (0, pytest.approx(r3["history"]["loss"][0], rel=1e-6))]
+
+
+def test_fit_writes_tensorboard_logs(tmp_path, tensorboard_scalars):
+    import tensorflow as tf
+
+    from skinlib.models.cnn import build_cnn
+
+    run = RunDir(tmp_path).ensure()
+    rng = np.random.default_rng(1)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 32))).batch(16)
+    _, rec = fit.fit(build_cnn((16, 16), 3, arch="gap"), ds, ds, run=run, name="tiny_tb",
+                     epochs=3, patience=5, schedule="cosine", learning_rate=1e-3, verbose=0)
+    folder = run.logs / "tensorboard" / "tiny_tb"
+    assert list(folder.glob("train/events.out.tfevents.*"))
+    train = tensorboard_scalars(folder / "train")
+    val = tensorboard_scalars(folder / "validation")
+    h = rec["history"]
+    assert [s for s, _ in train["epoch_loss"]] == [0, 1, 2]
+    assert [v for _, v in train["epoch_loss"]] == pytest.approx(h["loss"], rel=1e-6)
+    assert [v for _, v in val["epoch_loss"]] == pytest.approx(h["val_loss"], rel=1e-6)
+    lrs = [fit.cosine_lr(1e-3, 3)(e) for e in range(3)]
+    assert [v for _, v in train["epoch_learning_rate"]] == pytest.approx(lrs, rel=1e-6)
 
 
 def test_stage_history_numbers_epochs_across_stages():

@@ -2,17 +2,20 @@
 
 A training run named ``name`` keeps everything under the run folder: the model
 (``models/<name>.keras``), the best checkpoint, a ``BackupAndRestore`` folder that lets a killed
-run resume from its last finished epoch, the epoch log (``logs/<name>_history.csv``) and a
-record (``logs/<name>_train.json``) whose presence means "done": a re-run loads the model
+run resume from its last finished epoch, the epoch log (``logs/<name>_history.csv``), the
+TensorBoard log (``logs/tensorboard/<name>/``: ``tensorboard --logdir RUN/logs/tensorboard``) and
+a record (``logs/<name>_train.json``) whose presence means "done": a re-run loads the model
 instead of training again unless ``force=True``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -114,6 +117,20 @@ def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: 
     return TrainingInputs(train_ds, val_ds, weights, steps)
 
 
+def tensorboard_dir(run, name: str) -> Path:
+    """The TensorBoard log folder of the training run ``name``: ``logs/tensorboard/<name>``."""
+    return run.logs / "tensorboard" / name
+
+
+def tensorboard_available(name: str) -> bool:
+    """Whether ``tf.summary`` can write (it needs the ``tensorboard`` package); warns if not."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    warnings.warn(f"the tensorboard package is not installed, so {name} gets no TensorBoard log: "
+                  "pip install -r requirements.txt (it lists tensorboard)", stacklevel=2)
+    return False
+
+
 def paths(run, name: str) -> dict[str, Path]:
     """Where a training run named ``name`` keeps its files."""
     return {
@@ -122,12 +139,17 @@ def paths(run, name: str) -> dict[str, Path]:
         "backup": run.models / f"{name}_backup",
         "history": run.logs / f"{name}_history.csv",
         "record": run.logs / f"{name}_train.json",
+        "tensorboard": tensorboard_dir(run, name),
     }
 
 
 def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epochs: int = 0,
               learning_rate: float = 1e-3, monitor: str = "val_loss") -> list:
-    """Early stopping, LR schedule, best checkpoint, backup-and-restore and a CSV log."""
+    """Early stopping, LR schedule, best checkpoint, backup-and-restore, CSV and TensorBoard logs.
+
+    TensorBoard gets the epoch metrics and the learning rate only (no histograms, images or
+    graph), so it costs next to nothing even for the smoke profile.
+    """
     import keras
 
     p = paths(run, name)
@@ -139,6 +161,10 @@ def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epoch
         keras.callbacks.CSVLogger(str(p["history"]), append=True),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if tensorboard_available(name):  # before the LR callbacks: it logs each epoch's own rate
+        cbs.append(keras.callbacks.TensorBoard(str(p["tensorboard"]), histogram_freq=0,
+                                               write_graph=False, write_images=False,
+                                               update_freq="epoch"))
     if schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
                                                      patience=max(1, patience // 2), min_lr=1e-6))
@@ -176,7 +202,8 @@ def _forget(p: dict[str, Path]) -> None:
     """Delete every file of an earlier training run (``force=True``)."""
     for key in ("model", "best", "history", "record"):
         p[key].unlink(missing_ok=True)
-    shutil.rmtree(p["backup"], ignore_errors=True)
+    for key in ("backup", "tensorboard"):
+        shutil.rmtree(p[key], ignore_errors=True)
 
 
 def _finish(model, p: dict[str, Path], name: str, seconds: float, resumed: bool) -> dict:
@@ -211,8 +238,9 @@ def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
         record["loaded"] = True
         return model, record
     resumed = p["backup"].exists()
-    if not resumed:
+    if not resumed:  # a fresh start: no epoch log of an earlier, unfinished run may remain
         p["history"].unlink(missing_ok=True)
+        shutil.rmtree(p["tensorboard"], ignore_errors=True)
     compile_model(model, learning_rate)
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,

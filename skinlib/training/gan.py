@@ -4,7 +4,8 @@ A class's GAN lives in ``models/gan/<dx>/`` of the run folder: ``generator.keras
 ``discriminator.keras`` (plain models), ``checkpoints/`` (a ``tf.train.CheckpointManager``
 folder with every variable of both networks and both optimizers, written every
 ``checkpoint_every`` steps, so a killed run continues from the last one), ``losses.csv`` (one
-row per checkpoint), ``samples.npz`` (a fixed-latent sample grid per checkpoint) and
+row per checkpoint, also written to TensorBoard under ``logs/tensorboard/03_gan_<dx>/`` against
+the step), ``samples.npz`` (a fixed-latent sample grid per checkpoint) and
 ``train.json`` (the record whose presence means "done"). Only the class's **training-split**
 images are used. Using the trained GANs (loading, sampling, synthetic rows) is
 :mod:`skinlib.gan`.
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.gan import class_images, gan_dir, to_uint8, to_unit
-from skinlib.training.fit import get_strategy
+from skinlib.training.fit import get_strategy, set_seed, tensorboard_available, tensorboard_dir
 
 N_FIXED = 16  # fixed latent vectors for the sample grids
 
@@ -57,9 +58,15 @@ def _restore(manager) -> int:
     return int(manager.checkpoint.step.numpy())
 
 
-def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.ndarray):
-    """Keras callback: at each block of ``every`` steps, checkpoint, log losses, sample."""
+def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.ndarray,
+                         log_dir: Path | None):
+    """Keras callback: at each block of ``every`` steps, checkpoint, log losses (CSV and
+    TensorBoard, against the step), sample."""
     import keras
+    import tensorflow as tf
+
+    writer = (tf.summary.create_file_writer(str(log_dir))
+              if log_dir is not None and tensorboard_available(Path(log_dir).name) else None)
 
     class Checkpointer(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -69,6 +76,12 @@ def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.nda
             row = {"step": step, **{k: float(v) for k, v in (logs or {}).items()}}
             path = folder / "losses.csv"
             pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
+            if writer is not None:
+                with writer.as_default(step=step):
+                    for k, v in row.items():
+                        if k != "step":
+                            tf.summary.scalar(k, v)
+                writer.flush()
             imgs = to_uint8(gan.generator.predict(fixed_z, verbose=0))
             samples = dict(np.load(folder / "samples.npz")) if (folder / "samples.npz").exists() \
                 else {}
@@ -117,10 +130,39 @@ def _load_finished(folder: Path) -> dict | None:
     return None
 
 
+def _checked(images, size: int) -> np.ndarray:
+    """``images`` as an array, or an error when they are not ``(n, size, size, 3)``."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or len(images) == 0:
+        raise ValueError(f"train_gan needs uint8 images of shape (n, {size}, {size}, 3), got "
+                         f"{images.shape}")
+    return images
+
+
+def _clear_logs(folder: Path, log_dir) -> None:
+    """A fresh start: delete the loss log, samples and TensorBoard log of an unfinished run."""
+    for name in ("losses.csv", "samples.npz"):
+        (folder / name).unlink(missing_ok=True)
+    if log_dir is not None:
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def _finish(gan, folder: Path, record: dict, epochs_run_now: int) -> dict:
+    """Save both networks and write the "done" record (with the final losses)."""
+    gan.generator.save(folder / "generator.keras")
+    gan.discriminator.save(folder / "discriminator.keras")
+    losses = pd.read_csv(folder / "losses.csv")
+    record = {**record,
+              "final": {k: float(losses[k].iloc[-1]) for k in losses.columns if k != "step"},
+              "epochs_run_now": int(epochs_run_now), "loaded": False}
+    (folder / "train.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, steps: int,
               checkpoint_every: int, batch_size: int = 32, filters: int = 256,
               diffaugment=True, seed: int = 0, force: bool = False, callbacks=(),
-              verbose: int = 0, run_eagerly: bool = False) -> dict:
+              log_dir=None, verbose: int = 0, run_eagerly: bool = False) -> dict:
     """Train (or resume, or load) a DCGAN on ``images`` and save it under ``folder``.
 
     Args:
@@ -132,33 +174,25 @@ def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, s
         diffaugment: ``True``, ``False`` or a comma list of color, translation, cutout.
         force: delete an earlier (finished or partial) training in ``folder`` first.
         callbacks: extra Keras callbacks (tests use one to simulate an interruption).
+        log_dir: TensorBoard folder for the losses (``None``: none written).
         run_eagerly: skip graph tracing (faster for tiny test models only).
 
     Returns:
-        The record written to ``train.json``: ``steps``, ``train_seconds``, ``resumed_from``,
-        ``loaded``, ``n_images``, ``diffaugment``, ``size``, final losses.
+        The ``train.json`` record: steps, train_seconds, resumed_from, loaded, final losses...
     """
-    import keras
-
-    from skinlib.models import dcgan
-
     folder = Path(folder)
-    if force and folder.exists():
-        shutil.rmtree(folder)
+    if force:
+        shutil.rmtree(folder, ignore_errors=True)
     if (done := _load_finished(folder)) is not None:
         return done
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or len(images) == 0:
-        raise ValueError(f"train_gan needs uint8 images of shape (n, {size}, {size}, 3), got "
-                         f"{images.shape}")
+    images = _checked(images, size)
     folder.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
+    set_seed(seed)
     gan = _build_gan(size, latent_dim, filters, diffaugment, seed, run_eagerly)
     manager = _checkpoints(gan, folder)
     start_step = _restore(manager)
     if start_step == 0:
-        for name in ("losses.csv", "samples.npz"):
-            (folder / name).unlink(missing_ok=True)
+        _clear_logs(folder, log_dir)
     every = max(1, int(checkpoint_every))
     blocks = max(1, -(-int(steps) // every))
     fixed_z = np.random.default_rng(seed).normal(size=(N_FIXED, latent_dim)).astype("float32")
@@ -166,21 +200,14 @@ def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, s
     t0 = time.perf_counter()
     history = gan.fit(_real_images(images, batch, seed), epochs=blocks,
                       initial_epoch=start_step // every, steps_per_epoch=every, verbose=verbose,
-                      shuffle=False,
-                      callbacks=[_checkpoint_callback(gan, manager, folder, every, fixed_z),
-                                 *callbacks])
-    seconds = time.perf_counter() - t0
-    gan.generator.save(folder / "generator.keras")
-    gan.discriminator.save(folder / "discriminator.keras")
-    losses = pd.read_csv(folder / "losses.csv")
-    record = {"steps": int(blocks * every), "resumed_from": int(start_step),
-              "train_seconds": round(seconds, 2), "n_images": int(len(images)),
-              "size": int(size), "filters": int(filters), "batch_size": batch,
-              "diffaugment": list(dcgan.parse_policy(diffaugment)), "seed": int(seed),
-              "final": {k: float(losses[k].iloc[-1]) for k in losses.columns if k != "step"},
-              "epochs_run_now": len(history.history.get("d_loss", [])), "loaded": False}
-    (folder / "train.json").write_text(json.dumps(record, indent=2) + "\n")
-    return record
+                      shuffle=False, callbacks=[_checkpoint_callback(
+                          gan, manager, folder, every, fixed_z, log_dir), *callbacks])
+    return _finish(gan, folder, {
+        "steps": int(blocks * every), "resumed_from": int(start_step),
+        "train_seconds": round(time.perf_counter() - t0, 2), "n_images": int(len(images)),
+        "size": int(size), "filters": int(filters), "batch_size": batch,
+        "diffaugment": list(gan.policy), "seed": int(seed)},
+        epochs_run_now=len(history.history.get("d_loss", [])))
 
 
 def train_class(session, dx: str, *, diffaugment=None, folder_name: str | None = None,
@@ -188,7 +215,8 @@ def train_class(session, dx: str, *, diffaugment=None, folder_name: str | None =
     """Train (or resume, or load) the GAN of one class on its training-split images.
 
     ``folder_name`` (default ``dx``) lets an ablation (e.g. without DiffAugment) live beside
-    the main GAN. ``diffaugment`` ``None`` means the profile's value.
+    the main GAN; its losses go to TensorBoard as ``03_gan_<folder_name>``. ``diffaugment``
+    ``None`` means the profile's value.
     """
     import keras
 
@@ -200,4 +228,5 @@ def train_class(session, dx: str, *, diffaugment=None, folder_name: str | None =
                      checkpoint_every=p.gan_checkpoint_every, batch_size=p.gan_batch_size,
                      filters=p.gan_filters,
                      diffaugment=p.gan_diffaugment if diffaugment is None else diffaugment,
-                     seed=p.seed, force=session.force, verbose=verbose, callbacks=callbacks)
+                     seed=p.seed, force=session.force, verbose=verbose, callbacks=callbacks,
+                     log_dir=tensorboard_dir(session.run, f"03_gan_{folder_name or dx}"))
