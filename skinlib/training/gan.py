@@ -60,8 +60,10 @@ def _restore(manager) -> int:
 
 def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.ndarray,
                          log_dir: Path | None):
-    """Keras callback: at each block of ``every`` steps, checkpoint, log losses (CSV and
-    TensorBoard, against the step), sample."""
+    """Keras callback: at each block of ``every`` steps, checkpoint, log losses, sample.
+
+    The losses go to ``losses.csv`` and, against the step, to TensorBoard under ``log_dir``.
+    """
     import keras
     import tensorflow as tf
 

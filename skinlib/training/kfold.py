@@ -55,8 +55,11 @@ def fold_frames(catalog: pd.DataFrame, *, holdout: str = "val"
 
 def _train_fold(session, k: int, tr, held, build_model, unfreeze, *, prefix: str,
                 epochs: int, finetune_epochs: int, finetune_lr_factor: float, verbose: int):
-    """Stage 1 (and stage 2 when ``finetune_epochs``) of fold ``k``: the model, its name and
-    the records of its stages."""
+    """Train stage 1 (and stage 2 when ``finetune_epochs``) of fold ``k``.
+
+    Returns:
+        ``(model, name, records)``: the final model, its training name, one record per stage.
+    """
     import keras
 
     p = session.profile
