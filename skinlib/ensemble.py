@@ -1,14 +1,8 @@
-"""K-fold training over the lesion-grouped folds and Bayesian model averaging (notebook 05).
+"""Bayesian model averaging and temperature scaling of the K fold models (notebook 05).
 
-**Which data every model shares.** The shared split (``splits.csv``) gives every train+val
-lesion a fold. Here the folds are taken over the *training* split only (``holdout="val"``):
-fold model k trains on the other folds' training images and early-stops on its own held-out
-fold. The validation split is never seen by any fold model, neither for gradient steps nor for
-early stopping, so it is the one held-out set all K models share; the BMA weights and the
-temperature are fitted on it, and the test split is touched once at the end. (Weights from
-out-of-fold predictions would score each model on *different* images, so the likelihoods would
-not be comparable; ``holdout="none"`` folds over train+val for a plain cross-validation, and
-then only the OOF predictions are held out.)
+The fold models are trained by :mod:`skinlib.training.kfold`, which holds out the validation
+split from every one of them, so it is the held-out set they all share: the BMA weights and
+the temperature are fitted on it, and the test split is touched once at the end.
 
 **Bayesian model averaging.** With a uniform prior over the K fold models M_k and held-out data
 D = {(x_i, y_i)}, i = 1..n,
@@ -33,133 +27,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skinlib import train
-from skinlib.pipeline import make_dataset, steps_per_epoch
-
-HOLDOUTS = ("val", "none")
 
 
 # --------------------------------------------------------------------------------------------
-# folds
+# out-of-fold predictions (the folds are trained by skinlib.training.kfold)
 # --------------------------------------------------------------------------------------------
-
-def fold_frames(catalog: pd.DataFrame, *, holdout: str = "val"
-                ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """``(training rows, held-out rows)`` of each lesion-grouped fold, in fold order.
-
-    Args:
-        catalog: the session catalog (``split`` and ``fold`` columns attached).
-        holdout: ``val`` folds over the training split only (the validation split stays out
-            of every fold model, for BMA and temperature); ``none`` folds over train+val.
-    """
-    if holdout not in HOLDOUTS:
-        raise ValueError(f"holdout={holdout!r}: use one of {HOLDOUTS}")
-    missing = {"split", "fold", "lesion_id"} - set(catalog.columns)
-    if missing:
-        raise ValueError(f"the catalog lacks {sorted(missing)}: use session.start(...).catalog")
-    pool = catalog[catalog["split"].isin(["train"] if holdout == "val" else ["train", "val"])]
-    if "synthetic" in pool.columns and pool["synthetic"].fillna(False).any():
-        raise ValueError("the fold pool holds GAN images: K-fold runs on real images only")
-    if (pool["fold"] < 0).any():
-        raise ValueError("some train/val rows have fold -1: re-make splits.csv (delete it)")
-    folds = sorted(pool["fold"].unique())
-    out = []
-    for k in folds:
-        held = pool[pool["fold"] == k].reset_index(drop=True)
-        rest = pool[pool["fold"] != k].reset_index(drop=True)
-        if len(held) == 0 or len(rest) == 0:
-            raise ValueError(f"fold {k} leaves no training or no held-out images; use fewer "
-                             "folds (k_folds) or more data")
-        out.append((rest, held))
-    return out
-
-
-def _fold_history(records: list[dict]) -> tuple[pd.DataFrame, int | None]:
-    """Stage 1 and stage 2 epoch logs as one frame (epochs renumbered) and the stage boundary."""
-    parts, boundary, offset = [], None, 0
-    for i, rec in enumerate(records):
-        h = pd.DataFrame(rec.get("history") or {})
-        if h.empty:
-            continue
-        h["epoch"] = np.arange(len(h)) + offset
-        if i == 1:
-            boundary = offset - 1
-        offset += len(h)
-        parts.append(h)
-    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), boundary
-
-
-def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val",
-                epochs: int | None = None, finetune_epochs: int | None = None,
-                finetune_lr_factor: float = 0.1, unfreeze=None, verbose: int = 2) -> list[dict]:
-    """Train one model per fold (early stopping on its own held-out fold) and predict.
-
-    Each fold's stage 1 is ``train.fit(..., name=f"{prefix}_fold{k}")`` and its optional stage 2
-    (``unfreeze(model)`` then ``learning_rate * finetune_lr_factor``) ``{prefix}_fold{k}_ft``,
-    so a re-run loads finished folds and a killed one resumes.
-
-    Args:
-        session: the notebook's session.
-        build_model: ``() -> keras.Model`` building a fresh, uncompiled model.
-        holdout: see :func:`fold_frames`.
-        epochs, finetune_epochs: default the profile's ``expert_epochs`` and
-            ``expert_finetune_epochs`` (0 skips stage 2).
-        unfreeze: ``model -> model`` opening layers for stage 2 (default: the expert trunks).
-
-    Returns:
-        One dict per fold: ``fold``, ``name`` (the final model's training name), ``n_train``,
-        ``n_heldout``, ``train_seconds``, ``epochs_run``, ``loaded``, ``history`` (DataFrame),
-        ``stage_boundary``, ``heldout`` (image_id, label), ``oof``, ``val`` (``None`` when
-        ``holdout="none"``) and ``test`` probabilities.
-    """
-    import keras
-
-    p = session.profile
-    epochs = p.expert_epochs if epochs is None else epochs
-    finetune_epochs = p.expert_finetune_epochs if finetune_epochs is None else finetune_epochs
-    if unfreeze is None:
-        from skinlib.models.experts import set_experts_trainable as unfreeze
-    size = tuple(p.image_size)
-    results = []
-    for k, (tr, held) in enumerate(fold_frames(session.catalog, holdout=holdout)):
-        keras.backend.clear_session()
-        train.set_seed(p.seed + k)
-        ds_tr = make_dataset(tr, image_size=size, batch_size=p.batch_size, training=True,
-                             augment=p.augment, balance=p.balance, n_classes=session.n_classes,
-                             seed=p.seed + k)
-        ds_held = make_dataset(held, image_size=size, batch_size=p.batch_size)
-        weights = (train.class_weights(tr["label"], session.n_classes)
-                   if p.balance == "weights" else None)
-        steps = steps_per_epoch(tr, p.batch_size) if p.balance == "resample" else None
-        common = dict(run=session.run, patience=p.patience, class_weight=weights,
-                      steps_per_epoch=steps, schedule=p.lr_schedule, force=session.force,
-                      verbose=verbose)
-        name = f"{prefix}_fold{k}"
-        model, rec = train.fit(build_model(), ds_tr, ds_held, name=name, epochs=epochs,
-                               learning_rate=p.learning_rate, **common)
-        records = [rec]
-        if finetune_epochs > 0:
-            name = f"{prefix}_fold{k}_ft"
-            model, rec2 = train.fit(unfreeze(model), ds_tr, ds_held, name=name,
-                                    epochs=finetune_epochs,
-                                    learning_rate=p.learning_rate * finetune_lr_factor, **common)
-            records.append(rec2)
-        history, boundary = _fold_history(records)
-        parts = [held, session.frame("test")] + ([session.frame("val")] if holdout == "val" else [])
-        probs = train.predict_probs(model, pd.concat(parts, ignore_index=True), size)
-        cut = np.cumsum([len(f) for f in parts])[:-1]
-        oof, test, *val = np.split(probs, cut)
-        results.append({
-            "fold": k, "name": name, "n_train": len(tr), "n_heldout": len(held),
-            "train_seconds": float(sum(r["train_seconds"] for r in records)),
-            "epochs_run": int(sum(r["epochs_run"] for r in records)),
-            "loaded": all(r["loaded"] for r in records),
-            "history": history, "stage_boundary": boundary,
-            "heldout": held[["image_id", "label"]].reset_index(drop=True),
-            "oof": oof, "val": val[0] if val else None, "test": test,
-        })
-    return results
-
 
 def oof_table(folds: list[dict], classes: list[str]) -> pd.DataFrame:
     """Out-of-fold predictions of every fold model on its own held-out fold, one row per

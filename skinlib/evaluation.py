@@ -12,7 +12,7 @@ import numpy as np
 
 from skinlib import decision as rules
 from skinlib import metrics
-from skinlib.train import predict_probs
+from skinlib.training.fit import predict_probs
 
 
 def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds: float,

@@ -1,25 +1,18 @@
-"""Train one DCGAN per minority class, resume it after an interruption, and use what it made.
+"""Use the DCGANs notebook 03 trained: load them, sample, and add their images to training.
 
-A class's GAN lives in ``models/gan/<dx>/`` of the run folder: ``generator.keras`` and
-``discriminator.keras`` (plain models), ``checkpoint.npz`` + ``checkpoint.json`` (every
-variable of both networks and both optimizers, written every ``checkpoint_every`` steps, so a
-killed run continues from the last one), ``losses.csv`` (one row per checkpoint),
-``samples.npz`` (a fixed-latent sample grid per checkpoint) and ``train.json`` (the record
-whose presence means "done"). Only the class's **training-split** images are used.
+A class's GAN lives in ``models/gan/<dx>/`` of the run folder (written by
+:mod:`skinlib.training.gan`): ``generator.keras``, ``discriminator.keras``, ``losses.csv`` (one
+row per checkpoint) and ``samples.npz`` (a fixed-latent sample grid per checkpoint). Generated
+images only ever join the **training** split.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-N_FIXED = 16  # fixed latent vectors for the sample grids
 
 
 def gan_dir(run, dx: str) -> Path:
@@ -37,143 +30,6 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.round((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
-def _save_checkpoint(gan, folder: Path, step: int) -> None:
-    """Write every training variable and the step atomically."""
-    tmp = folder / "checkpoint.tmp.npz"
-    np.savez(tmp, *[np.asarray(v.numpy()) for v in gan.state_variables()])
-    os.replace(tmp, folder / "checkpoint.npz")
-    (folder / "checkpoint.json").write_text(json.dumps({"step": int(step)}) + "\n")
-
-
-def _restore_checkpoint(gan, folder: Path) -> int:
-    """Load the last checkpoint into ``gan``; return its step (0 when there is none)."""
-    path, meta = folder / "checkpoint.npz", folder / "checkpoint.json"
-    if not (path.exists() and meta.exists()):
-        return 0
-    gan.build_optimizers()
-    variables = gan.state_variables()
-    saved = np.load(path)
-    if len(saved.files) != len(variables):
-        raise ValueError(f"{path} holds {len(saved.files)} arrays, the GAN has {len(variables)} "
-                         "variables: it was written by another architecture; delete the folder "
-                         "or pass force=True")
-    for i, v in enumerate(variables):
-        arr = saved[f"arr_{i}"]
-        if tuple(arr.shape) != tuple(v.shape):
-            raise ValueError(f"{path}: array {i} has shape {arr.shape}, variable {v.path} "
-                             f"{tuple(v.shape)}; delete the folder or pass force=True")
-        v.assign(arr)
-    return int(json.loads(meta.read_text())["step"])
-
-
-def _checkpoint_callback(gan, folder: Path, every: int, fixed_z: np.ndarray):
-    """Keras callback: at each block of ``every`` steps, checkpoint, log losses, sample."""
-    import keras
-
-    class Checkpointer(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            step = (epoch + 1) * every
-            _save_checkpoint(gan, folder, step)
-            row = {"step": step, **{k: float(v) for k, v in (logs or {}).items()}}
-            path = folder / "losses.csv"
-            pd.DataFrame([row]).to_csv(path, mode="a", header=not path.exists(), index=False)
-            imgs = to_uint8(gan.generator.predict(fixed_z, verbose=0))
-            samples = dict(np.load(folder / "samples.npz")) if (folder / "samples.npz").exists() \
-                else {}
-            samples[f"step_{step:07d}"] = imgs
-            np.savez_compressed(folder / "samples.npz", **samples)
-
-    return Checkpointer()
-
-
-def train_gan(images: np.ndarray, folder, *, size: int, latent_dim: int = 100, steps: int,
-              checkpoint_every: int, batch_size: int = 32, filters: int = 256,
-              diffaugment=True, seed: int = 0, force: bool = False, callbacks=(),
-              verbose: int = 0, run_eagerly: bool = False) -> dict:
-    """Train (or resume, or load) a DCGAN on ``images`` and save it under ``folder``.
-
-    Args:
-        images: uint8 ``(n, size, size, 3)`` real images of one class.
-        folder: where the GAN's files go (created).
-        steps: total generator/discriminator updates (rounded up to ``checkpoint_every``).
-        checkpoint_every: steps between checkpoints, loss rows and sample grids.
-        filters: widest layer of the generator and the discriminator.
-        diffaugment: ``True``, ``False`` or a comma list of color, translation, cutout.
-        force: delete an earlier (finished or partial) training in ``folder`` first.
-        callbacks: extra Keras callbacks (tests use one to simulate an interruption).
-        run_eagerly: skip graph tracing (faster for tiny test models only).
-
-    Returns:
-        The record written to ``train.json``: ``steps``, ``train_seconds``, ``resumed_from``,
-        ``loaded``, ``n_images``, ``diffaugment``, ``size``, final losses.
-    """
-    import keras
-    import tensorflow as tf
-
-    from skinlib.models import dcgan
-
-    folder = Path(folder)
-    if force and folder.exists():
-        shutil.rmtree(folder)
-    record_path = folder / "train.json"
-    if record_path.exists() and (folder / "generator.keras").exists():
-        record = json.loads(record_path.read_text())
-        record["loaded"] = True
-        return record
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[1:] != (size, size, 3) or len(images) == 0:
-        raise ValueError(f"train_gan needs uint8 images of shape (n, {size}, {size}, 3), got "
-                         f"{images.shape}")
-    folder.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(seed)
-    gen = dcgan.build_generator(size, latent_dim, filters)
-    disc = dcgan.build_discriminator(size, filters)
-    gan = dcgan.DCGAN(gen, disc, latent_dim, diffaugment=diffaugment, seed=seed)
-    gan.compile(run_eagerly=run_eagerly)
-    start_step = _restore_checkpoint(gan, folder)
-    if start_step == 0:
-        for name in ("losses.csv", "samples.npz"):
-            (folder / name).unlink(missing_ok=True)
-    every = max(1, int(checkpoint_every))
-    blocks = max(1, -(-int(steps) // every))
-    fixed_z = np.random.default_rng(seed).normal(size=(N_FIXED, latent_dim)).astype("float32")
-    batch = min(int(batch_size), len(images))
-    ds = (tf.data.Dataset.from_tensor_slices(dcgan_input(images))
-          .shuffle(len(images), seed=seed, reshuffle_each_iteration=True).repeat()
-          .batch(batch, drop_remainder=True)
-          .map(_random_flips, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
-    t0 = time.perf_counter()
-    history = gan.fit(ds, epochs=blocks, initial_epoch=start_step // every,
-                      steps_per_epoch=every, verbose=verbose, shuffle=False,
-                      callbacks=[_checkpoint_callback(gan, folder, every, fixed_z),
-                                 *callbacks])
-    seconds = time.perf_counter() - t0
-    gen.save(folder / "generator.keras")
-    disc.save(folder / "discriminator.keras")
-    losses = pd.read_csv(folder / "losses.csv")
-    record = {"steps": int(blocks * every), "resumed_from": int(start_step),
-              "train_seconds": round(seconds, 2), "n_images": int(len(images)),
-              "size": int(size), "filters": int(filters), "batch_size": batch,
-              "diffaugment": list(dcgan.parse_policy(diffaugment)), "seed": int(seed),
-              "final": {k: float(losses[k].iloc[-1]) for k in losses.columns if k != "step"},
-              "epochs_run_now": len(history.history.get("d_loss", [])), "loaded": False}
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return record
-
-
-def dcgan_input(images: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [-1, 1], the discriminator's input range."""
-    return to_unit(images)
-
-
-def _random_flips(x):
-    """Horizontal and vertical flips of real images (lesions have no up or left)."""
-    import tensorflow as tf
-
-    x = tf.where(tf.random.uniform((tf.shape(x)[0], 1, 1, 1)) < 0.5, x[:, :, ::-1], x)
-    return tf.where(tf.random.uniform((tf.shape(x)[0], 1, 1, 1)) < 0.5, x[:, ::-1], x)
-
-
 def class_images(session, dx: str, split: str = "train", size: int | None = None) -> np.ndarray:
     """uint8 images of one class and split, resized to the GAN's square size."""
     from skinlib.pipeline import load_array
@@ -185,26 +41,6 @@ def class_images(session, dx: str, split: str = "train", size: int | None = None
                          f"{sorted(session.frame(split)['dx'].unique())}")
     s = int(size or session.profile.gan_size)
     return load_array(frame, (s, s))[0]
-
-
-def train_class(session, dx: str, *, diffaugment=None, folder_name: str | None = None,
-                steps: int | None = None, verbose: int = 0, callbacks=()) -> dict:
-    """Train (or resume, or load) the GAN of one class on its training-split images.
-
-    ``folder_name`` (default ``dx``) lets an ablation (e.g. without DiffAugment) live beside
-    the main GAN. ``diffaugment`` ``None`` means the profile's value.
-    """
-    import keras
-
-    p = session.profile
-    keras.backend.clear_session()
-    images = class_images(session, dx, "train")
-    return train_gan(images, gan_dir(session.run, folder_name or dx), size=p.gan_size,
-                     latent_dim=p.gan_latent_dim, steps=steps or p.gan_steps,
-                     checkpoint_every=p.gan_checkpoint_every, batch_size=p.gan_batch_size,
-                     filters=p.gan_filters,
-                     diffaugment=p.gan_diffaugment if diffaugment is None else diffaugment,
-                     seed=p.seed, force=session.force, verbose=verbose, callbacks=callbacks)
 
 
 def _require(run, dx: str, filename: str) -> Path:

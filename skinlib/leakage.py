@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from skinlib import baseline, evaluation, splits, train
+from skinlib import evaluation, splits, training
 
 # MedMNIST v2 (Yang et al., "MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D
 # biomedical image classification", Scientific Data 10, 41, 2023), Table: DermaMNIST test ACC/AUC.
@@ -62,7 +62,7 @@ def _train_name(kind: str, size: tuple[int, int], profile_size: tuple[int, int],
     """Model name; the lesion-grouped model at the profile's size is notebook 02's if it exists
     and ``reuse`` (the caller changed nothing that 02 trained with)."""
     if reuse and kind == "lesion-grouped" and tuple(size) == tuple(profile_size) and \
-            train.is_done(run, "02_baseline_cnn"):
+            training.fit.is_done(run, "02_baseline_cnn"):
         return "02_baseline_cnn"
     tag = "grouped" if kind == "lesion-grouped" else "image"
     return f"08_leak_{tag}_{size[0]}x{size[1]}"
@@ -80,12 +80,12 @@ def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
     size = tuple(int(v) for v in image_size)
     name = _train_name(kind, size, session.profile.image_size, session.run, reuse)
     if name == "02_baseline_cnn":  # the same model notebook 02 trained: load, never retrain
-        model, record = train.load_done(session.run, name)
+        model, record = training.fit.load_done(session.run, name)
         record["loaded"] = True
     else:
         # Every pair trains for the profile's epochs, as notebook 02 did: with few epochs the
         # epoch that early stopping keeps varies more than the leakage effect.
-        model, record = baseline.train_cnn(s, name, image_size=size, verbose=verbose)
+        model, record = training.cnn.train_cnn(s, name, image_size=size, verbose=verbose)
     result, probs = evaluation.evaluate_model(
         s, model, name=name, image_size=size, train_seconds=record["train_seconds"],
         n_train=len(s.frame("train")), write=False)

@@ -90,7 +90,7 @@ def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size
         augment: random flips/rotation/zoom/brightness/contrast (training only).
         balance: ``resample`` draws every class equally often (an endless dataset: use
             :func:`steps_per_epoch`); ``weights`` and ``none`` leave the data as is
-            (``weights`` is applied by ``fit`` through :func:`skinlib.train.class_weights`).
+            (``weights`` is applied by ``fit`` through :func:`skinlib.training.fit.class_weights`).
         n_classes: number of classes (needed for ``resample``).
         seed: shuffle and augmentation seed.
         cache: keep decoded images in memory (or in ``cache_file``) after the first epoch.

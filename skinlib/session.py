@@ -82,12 +82,12 @@ def start(profile: str | None = None, data: str | None = None, run_dir: str | No
     """
     from skinlib import data as data_mod
     from skinlib import splits as splits_mod
-    from skinlib import train
+    from skinlib.training.fit import device_summary, set_seed
 
     prof = get_profile(profile, **(overrides or {}))
     source = prof.data if data in (None, "", "auto") and prof.data != "auto" else (data or "auto")
     run = RunDir(run_dir or default_run_dir(prof.name)).ensure()
-    train.set_seed(prof.seed, deterministic=prof.name == "smoke")
+    set_seed(prof.seed, deterministic=prof.name == "smoke")
     catalog = data_mod.load_catalog(source, dataset=prof.dataset, run_dir=run, profile=prof)
     if with_splits:
         sp = splits_mod.load_or_make_splits(
@@ -101,7 +101,7 @@ def start(profile: str | None = None, data: str | None = None, run_dir: str | No
     if not quiet:
         print(f"profile={prof.name} data={source} run folder={run.root}\n"
               f"{len(catalog):,} images, {catalog['lesion_id'].nunique():,} lesions, "
-              f"{len(classes)} classes; {train.device_summary()}")
+              f"{len(classes)} classes; {device_summary()}")
     return session
 
 

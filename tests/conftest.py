@@ -26,6 +26,23 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tensorboard_scalars():
+    """A reader: folder -> {tag: [(step, value)]} of every scalar in its TensorBoard event files."""
+    def read(folder: Path) -> dict[str, list[tuple[int, float]]]:
+        import tensorflow as tf
+
+        out: dict[str, list] = {}
+        for path in sorted(Path(folder).rglob("events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for v in event.summary.value:
+                    out.setdefault(v.tag, []).append((event.step,
+                                                      float(tf.make_ndarray(v.tensor))))
+        return out
+
+    return read
+
+
+@pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Every notebook of the series run once, headless, with the ``smoke`` profile.
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import keras
 import numpy as np
 import pytest
 
 from skinlib import gan
+from skinlib.training import gan as gan_training
 from skinlib.models import dcgan
 
 
@@ -73,22 +72,43 @@ class _Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt("simulated interruption")
 
 
-def test_resume_continues_from_checkpoint(tmp_path):
+def _restored(folder, filters: int = 16):
+    """A fresh tiny GAN with the last checkpoint of ``folder`` loaded, and its step."""
+    g, d = dcgan.build_generator(16, 8, filters), dcgan.build_discriminator(16, filters)
+    model = dcgan.DCGAN(g, d, 8, diffaugment=True, seed=0)
+    model.compile(run_eagerly=True)
+    return model, gan_training._restore(gan_training._checkpoints(model, folder))
+
+
+def test_resume_continues_from_checkpoint(tmp_path, tensorboard_scalars):
     images = np.random.default_rng(0).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8)
     kw = dict(size=16, latent_dim=8, steps=6, checkpoint_every=2, batch_size=4, filters=16,
               run_eagerly=True)
+    kw["log_dir"] = tmp_path / "tensorboard"
     with pytest.raises(KeyboardInterrupt):
-        gan.train_gan(images, tmp_path, callbacks=[_Interrupt()], **kw)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["step"] == 2
+        gan_training.train_gan(images, tmp_path, callbacks=[_Interrupt()], **kw)
     assert not (tmp_path / "generator.keras").exists()
-    saved = np.load(tmp_path / "checkpoint.npz")["arr_0"]
-    record = gan.train_gan(images, tmp_path, **kw)
+    at_2, step = _restored(tmp_path)
+    assert step == 2
+    record = gan_training.train_gan(images, tmp_path, **kw)
     assert record["resumed_from"] == 2 and record["epochs_run_now"] == 2
-    assert list(gan_losses(tmp_path)["step"]) == [2, 4, 6]
-    assert not np.allclose(np.load(tmp_path / "checkpoint.npz")["arr_0"], saved)
-    # a finished GAN is loaded, not retrained; the saved models load without custom objects
-    assert gan.train_gan(images, tmp_path, **kw)["loaded"] is True
+    losses = gan_losses(tmp_path)
+    assert list(losses["step"]) == [2, 4, 6]
+    logged = tensorboard_scalars(tmp_path / "tensorboard")  # against the step, resume included
+    assert [s for s, _ in logged["d_loss"]] == [2, 4, 6]
+    assert [v for _, v in logged["g_loss"]] == pytest.approx(list(losses["g_loss"]), rel=1e-6)
+    # the last checkpoint holds the final networks, optimizers and seed state
+    at_6, step = _restored(tmp_path)
     g = keras.models.load_model(tmp_path / "generator.keras")
+    assert step == 6 and int(at_6.g_optimizer.iterations.numpy()) == 6
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(at_6.generator.weights,
+                                                                    g.weights))
+    assert not np.array_equal(at_6.generator.weights[0].numpy(), at_2.generator.weights[0].numpy())
+    assert not np.array_equal(at_6.seed_generator.state.numpy(), at_2.seed_generator.state.numpy())
+    with pytest.raises(ValueError, match="another size, latent_dim or filters"):
+        _restored(tmp_path, filters=32)
+    # a finished GAN is loaded, not retrained; the saved models load without custom objects
+    assert gan_training.train_gan(images, tmp_path, **kw)["loaded"] is True
     d = keras.models.load_model(tmp_path / "discriminator.keras")
     fake = gan.generate(None, "x", 5, seed=1, generator=g)
     assert fake.dtype == np.uint8 and fake.shape == (5, 16, 16, 3)

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from skinlib import ensemble, metrics
+from skinlib.training import kfold
 from skinlib.splits import make_splits
 
 
@@ -26,7 +27,7 @@ def catalog():
 
 @pytest.mark.parametrize("holdout,splits", [("val", {"train"}), ("none", {"train", "val"})])
 def test_folds_lesion_disjoint_and_cover_pool_once(catalog, holdout, splits):
-    folds = ensemble.fold_frames(catalog, holdout=holdout)
+    folds = kfold.fold_frames(catalog, holdout=holdout)
     assert len(folds) == 3
     pool = catalog[catalog["split"].isin(splits)]
     held_ids = np.concatenate([h["image_id"].to_numpy() for _, h in folds])
@@ -43,9 +44,9 @@ def test_folds_lesion_disjoint_and_cover_pool_once(catalog, holdout, splits):
 
 def test_folds_refuse_bad_arguments(catalog):
     with pytest.raises(ValueError, match="holdout"):
-        ensemble.fold_frames(catalog, holdout="test")
+        kfold.fold_frames(catalog, holdout="test")
     with pytest.raises(ValueError, match="lacks"):
-        ensemble.fold_frames(catalog.drop(columns="fold"))
+        kfold.fold_frames(catalog.drop(columns="fold"))
 
 
 def _probs(y, n_classes, strength, rng):
@@ -111,16 +112,14 @@ def test_temperature_scaling_recovers_overconfidence_and_lowers_ece():
         ensemble.apply_temperature(calibrated, 0.0)
 
 
-def test_oof_table_and_fold_history():
+def test_oof_table():
     folds = [{"fold": k, "heldout": pd.DataFrame({"image_id": [f"a{k}", f"b{k}"],
                                                   "label": [0, 1]}),
               "oof": np.array([[0.7, 0.3], [0.2, 0.8]])} for k in range(2)]
     table = ensemble.oof_table(folds, ["x", "y"])
     assert list(table.columns) == ["image_id", "label", "fold", "x", "y"] and len(table) == 4
-    hist, boundary = ensemble._fold_history(
-        [{"history": {"epoch": [0, 1], "val_loss": [1.0, 0.9]}},
-         {"history": {"epoch": [0], "val_loss": [0.8]}}])
-    assert hist["epoch"].tolist() == [0, 1, 2] and boundary == 1
+    np.testing.assert_array_equal(table.loc[table["fold"] == 1, ["x", "y"]].to_numpy(),
+                                  folds[1]["oof"])
 
 
 def test_fold_curves_draws_one_line_per_fold():

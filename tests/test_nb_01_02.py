@@ -62,6 +62,7 @@ def test_baseline_notebook(smoke_run):
     assert lo <= m["balanced_accuracy"] <= hi
     assert m["n_test"] == sum(sum(r) for r in m["confusion_matrix"])
     assert (run / "models" / "02_baseline_cnn.keras").exists()
+    assert list((run / "logs" / "tensorboard" / "02_baseline_cnn").rglob("events.out.tfevents.*"))
     assert (run / "splits.csv").exists()
     # The synthetic classes are learnable: the smoke model must beat chance (1/7).
     assert m["macro_auc"] > 0.8 and m["balanced_accuracy"] > 0.4

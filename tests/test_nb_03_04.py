@@ -31,8 +31,9 @@ def test_notebook_03_dcgan(smoke_run):
         assert _finite(row["kid"]) and row["kid_std"] >= 0 and _finite(row["kid_floor"])
         assert row["nn_ratio"] is None or row["nn_ratio"] > 0
         folder = run / "models" / "gan" / dx
-        for name in ("generator.keras", "discriminator.keras", "losses.csv", "checkpoint.npz"):
+        for name in ("generator.keras", "discriminator.keras", "losses.csv", "checkpoints"):
             assert (folder / name).exists(), folder / name
+        assert list((run / "logs" / "tensorboard" / f"03_gan_{dx}").glob("events.out.tfevents.*"))
     d = keras.models.load_model(run / "models" / "gan" / p.gan_classes[0] / "discriminator.keras")
     assert d.get_layer("disc_features") is not None and d.output_shape == (None, 1)
     if out["diffaugment_ablation"] is not None:

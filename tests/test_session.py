@@ -47,12 +47,12 @@ def test_unknown_override_is_refused(tmp_path):
 @pytest.mark.slow
 def test_smoke_training_is_reproducible(smoke_session, tmp_path):
     """Same seed, same data, CPU: the smoke baseline gives the same test metrics twice."""
-    from skinlib import baseline, evaluation
+    from skinlib import evaluation, training
 
     results = []
     for i in range(2):
         s = session.start("smoke", None, str(tmp_path / f"r{i}"), quiet=True)
-        model, rec = baseline.train_cnn(s, "m", epochs=2, verbose=0)
+        model, rec = training.cnn.train_cnn(s, "m", epochs=2, verbose=0)
         res, _ = evaluation.evaluate_model(s, model, name="m", image_size=s.profile.image_size,
                                            train_seconds=0, n_train=0, write=False)
         results.append(res)

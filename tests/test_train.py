@@ -1,4 +1,5 @@
-"""Training helpers: class weights, resume after a kill, "done" runs are not retrained."""
+"""The one ``fit``: class weights, schedules, training inputs, resume after a kill, "done" runs
+are not retrained, stage histories."""
 
 import json
 import os
@@ -11,28 +12,28 @@ import time
 import numpy as np
 import pytest
 
-from skinlib import train
 from skinlib.rundir import RunDir
+from skinlib.training import fit
 
 SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np, keras, tensorflow as tf
-    from skinlib import train
+    from skinlib.training import fit
     from skinlib.models.cnn import build_cnn
     from skinlib.rundir import RunDir
 
     run = RunDir(sys.argv[1]).ensure()
     epochs, pause = int(sys.argv[2]), float(sys.argv[3])
-    train.set_seed(0)
+    fit.set_seed(0)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (64, 16, 16, 3)).astype("float32"); y = rng.integers(0, 3, 64)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     slow = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: time.sleep(pause))
     model = build_cnn((16, 16), 3, arch="gap")
-    orig = train.callbacks
-    train.callbacks = lambda *a, **k: orig(*a, **k) + [slow]
-    model, rec = train.fit(model, ds, ds, run=run, name="tiny", epochs=epochs, patience=99,
-                           schedule="none", verbose=0)
+    orig = fit.callbacks
+    fit.callbacks = lambda *a, **k: orig(*a, **k) + [slow]
+    model, rec = fit.fit(model, ds, ds, run=run, name="tiny", epochs=epochs, patience=99,
+                         schedule="none", verbose=0)
     print("RECORD", rec["epochs_run"], rec["resumed"], rec["loaded"])
 """)
 
@@ -47,13 +48,19 @@ def _run(tmp_path, epochs, pause, **kw):
 
 
 def test_class_weights_balanced():
-    w = train.class_weights([0, 0, 0, 1, 2, 2], 4)
+    w = fit.class_weights([0, 0, 0, 1, 2, 2], 4)
     assert w == pytest.approx({0: 6 / 9, 1: 2.0, 2: 1.0})
     assert 3 not in w  # absent class gets no weight instead of a division by zero
+    labels = np.random.default_rng(0).integers(0, 7, 1000)
+    counts = np.bincount(labels)
+    by_hand = {c: len(labels) / (7 * counts[c]) for c in range(7)}
+    assert fit.class_weights(labels, 7) == by_hand  # bit for bit the formula it replaced
+    with pytest.raises(ValueError, match="0..3"):
+        fit.class_weights([0, 4], 4)
 
 
 def test_cosine_schedule_warms_up_then_decays():
-    f = train.cosine_lr(1e-3, epochs=10, warmup=1)
+    f = fit.cosine_lr(1e-3, epochs=10, warmup=1)
     lrs = [f(e) for e in range(10)]
     assert lrs[0] < lrs[1] and lrs[1] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 2e-4
@@ -85,7 +92,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path):
     assert len(epochs_logged) - done_before < 8  # it did not start again from epoch 0
 
 
-def test_done_run_is_loaded_and_force_retrains(tmp_path):
+def test_done_run_is_loaded_and_force_retrains(tmp_path, tensorboard_scalars):
     import tensorflow as tf
 
     from skinlib.models.cnn import build_cnn
@@ -94,15 +101,70 @@ def test_done_run_is_loaded_and_force_retrains(tmp_path):
     rng = np.random.default_rng(0)
     ds = tf.data.Dataset.from_tensor_slices(
         (rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 2, 32))).batch(16)
-    m1, r1 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
-                       patience=5, verbose=0)
+    m1, r1 = fit.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
+                     patience=5, verbose=0)
     assert not r1["loaded"] and r1["epochs_run"] == 2
     assert json.loads((run.logs / "m_train.json").read_text())["epochs_run"] == 2
-    m2, r2 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
-                       patience=5, verbose=0)
+    m2, r2 = fit.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=2,
+                     patience=5, verbose=0)
     assert r2["loaded"]
     x = next(iter(ds))[0]
     np.testing.assert_allclose(m1.predict(x, verbose=0), m2.predict(x, verbose=0), atol=1e-5)
-    _, r3 = train.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=1,
-                      patience=5, verbose=0, force=True)
+    _, r3 = fit.fit(build_cnn((16, 16), 2, arch="gap"), ds, ds, run=run, name="m", epochs=1,
+                    patience=5, verbose=0, force=True)
     assert not r3["loaded"] and r3["epochs_run"] == 1
+    logged = tensorboard_scalars(fit.tensorboard_dir(run, "m") / "train")
+    assert logged["epoch_loss"] == [  # the forced re-run's epoch only
+        (0, pytest.approx(r3["history"]["loss"][0], rel=1e-6))]
+
+
+def test_fit_writes_tensorboard_logs(tmp_path, tensorboard_scalars):
+    import tensorflow as tf
+
+    from skinlib.models.cnn import build_cnn
+
+    run = RunDir(tmp_path).ensure()
+    rng = np.random.default_rng(1)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (rng.uniform(0, 255, (32, 16, 16, 3)).astype("float32"), rng.integers(0, 3, 32))).batch(16)
+    _, rec = fit.fit(build_cnn((16, 16), 3, arch="gap"), ds, ds, run=run, name="tiny_tb",
+                     epochs=3, patience=5, schedule="cosine", learning_rate=1e-3, verbose=0)
+    folder = run.logs / "tensorboard" / "tiny_tb"
+    assert list(folder.glob("train/events.out.tfevents.*"))
+    train = tensorboard_scalars(folder / "train")
+    val = tensorboard_scalars(folder / "validation")
+    h = rec["history"]
+    assert [s for s, _ in train["epoch_loss"]] == [0, 1, 2]
+    assert [v for _, v in train["epoch_loss"]] == pytest.approx(h["loss"], rel=1e-6)
+    assert [v for _, v in val["epoch_loss"]] == pytest.approx(h["val_loss"], rel=1e-6)
+    lrs = [fit.cosine_lr(1e-3, 3)(e) for e in range(3)]
+    assert [v for _, v in train["epoch_learning_rate"]] == pytest.approx(lrs, rel=1e-6)
+
+
+def test_stage_history_numbers_epochs_across_stages():
+    frame, boundary = fit.stage_history(
+        [{"epoch": [0, 1], "loss": [2.0, 1.5], "val_loss": [2.1, 1.9]},
+         {"epoch": [0, 1, 2], "loss": [1.2, 1.0, 0.9], "val_loss": [1.8, 1.7, 1.7]}])
+    assert boundary == 2 and frame["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["loss"].tolist() == [2.0, 1.5, 1.2, 1.0, 0.9]
+    one, none = fit.stage_history([{"epoch": [0], "loss": [1.0]}, None, {}])
+    assert none is None and one["loss"].tolist() == [1.0]
+
+
+def test_training_inputs_follow_the_balance_mode(synthetic_root, tmp_path):
+    from skinlib import session
+
+    s = session.start("smoke", str(synthetic_root), str(tmp_path), quiet=True)
+    tr, va = s.frame("train"), s.frame("val")
+    weighted = fit.training_inputs(tr, s.profile, n_classes=s.n_classes, val_frame=va,
+                                   balance="weights")
+    assert weighted.class_weight == fit.class_weights(tr["label"], s.n_classes)
+    assert weighted.steps_per_epoch is None
+    n_batches = -(-len(tr) // s.profile.batch_size)
+    assert sum(1 for _ in weighted.train_ds) == n_batches
+    assert sum(len(y) for _, y in weighted.val_ds) == len(va)
+    resampled = fit.training_inputs(tr, s.profile, n_classes=s.n_classes, val_frame=va,
+                                    balance="resample", image_size=(16, 16))
+    assert resampled.class_weight is None and resampled.steps_per_epoch == n_batches
+    x, _ = next(iter(resampled.train_ds))
+    assert tuple(x.shape[1:3]) == (16, 16)

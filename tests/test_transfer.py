@@ -8,6 +8,7 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from skinlib import pretrained  # noqa: E402
+from skinlib.training import fit  # noqa: E402
 from skinlib.models import transfer  # noqa: E402
 
 
@@ -66,7 +67,7 @@ def test_checkpoint_reloads_in_safe_mode_and_predicts_the_same(model, tmp_path):
 
 def test_one_stage_step_trains_only_the_head(model):
     transfer.set_stage(model, 1)
-    transfer.compile_stage(model, 1)
+    fit.compile_model(model, 1e-3)
     before = {w.path: w.numpy().copy() for w in model.weights}
     x = np.random.default_rng(2).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     model.train_on_batch(x, np.arange(8) % 7)
@@ -141,11 +142,3 @@ def test_local_weights_file_is_loaded(tmp_path):
 def test_too_small_input_is_refused():
     with pytest.raises(ValueError, match="32x32"):
         transfer.build_resnet50((24, 32), 7, weights=None)
-
-
-def test_combined_history_numbers_across_the_boundary():
-    frame, boundary = transfer.combined_history(
-        {"epoch": [0, 1], "loss": [2.0, 1.5], "val_loss": [2.1, 1.9]},
-        {"epoch": [0, 1, 2], "loss": [1.2, 1.0, 0.9], "val_loss": [1.8, 1.7, 1.7]})
-    assert boundary == 2 and frame["epoch"].tolist() == [0, 1, 2, 3, 4]
-    assert frame["loss"].tolist() == [2.0, 1.5, 1.2, 1.0, 0.9]

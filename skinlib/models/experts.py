@@ -31,14 +31,9 @@ def discriminator_path(run, dx: str) -> Path:
 
 
 def load_discriminators(run, classes) -> dict[str, keras.Model]:
-    """The saved discriminators of ``classes`` (dx -> model), or an error naming notebook 03.
+    """The saved discriminators of ``classes`` (dx -> model), or an error naming notebook 03."""
+    from skinlib.gan import load_discriminator
 
-    Uses ``skinlib.gan.load_discriminator`` where it exists, else ``keras.models.load_model``.
-    """
-    try:
-        from skinlib.gan import load_discriminator
-    except ImportError:
-        load_discriminator = None
     out = {}
     for dx in classes:
         path = discriminator_path(run, dx)
@@ -46,8 +41,7 @@ def load_discriminators(run, classes) -> dict[str, keras.Model]:
             raise FileNotFoundError(
                 f"{path} is missing: run notebooks/03_dcgan_minority.ipynb first with the same "
                 f"profile and run folder, or leave {dx!r} out of the expert classes")
-        out[dx] = (load_discriminator(run, dx) if load_discriminator
-                   else keras.models.load_model(path, compile=False))
+        out[dx] = load_discriminator(run, dx)
     return out
 
 

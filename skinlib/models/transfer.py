@@ -1,4 +1,4 @@
-"""ResNet50 transfer learning in two stages (notebook 06).
+"""The ResNet50 transfer model of notebook 06 and which of its layers each stage trains.
 
 The model is one flat functional graph: raw RGB in [0, 255] -> ``resnet50.preprocess_input``
 (RGB -> BGR and the ImageNet channel means, written as a fixed ``Dense`` on the channel axis so
@@ -6,9 +6,10 @@ The model is one flat functional graph: raw RGB in [0, 255] -> ``resnet50.prepro
 GlobalAveragePooling -> BatchNorm -> Dense 256 ReLU -> Dropout 0.4 -> softmax. Flat, so
 Grad-CAM tools reach ``conv5_block3_out`` directly.
 
-Stage 1 trains the head on a frozen base (Adam 1e-3); stage 2 unfreezes the base from layer
-``unfreeze_from`` on (Adam 1e-5) with every BatchNormalization layer kept frozen, i.e. in
-inference mode, so the small batches of fine-tuning do not wreck the ImageNet statistics.
+:func:`set_stage` makes the layers of a training stage trainable: stage 1 the head on a frozen
+base; stage 2 the base from layer ``unfreeze_from`` on, with every BatchNormalization layer kept
+frozen, i.e. in inference mode, so the small batches of fine-tuning do not wreck the ImageNet
+statistics. The two-stage training itself is :mod:`skinlib.training.transfer`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from skinlib import pretrained
 
@@ -187,55 +187,3 @@ def set_stage(model, stage: int, unfreeze_from: int = 100) -> None:
     for i, layer in enumerate(base, start=1):
         layer.trainable = (stage == 2 and i >= unfreeze_from
                            and not isinstance(layer, layers.BatchNormalization))
-
-
-def compile_stage(model, stage: int, learning_rate: float | None = None) -> None:
-    """Compile for a stage: Adam 1e-3 (stage 1) or 1e-5 (stage 2), sparse cross-entropy."""
-    import keras
-
-    lr = learning_rate or (1e-3 if stage == 1 else 1e-5)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-
-
-def combined_history(stage1: dict, stage2: dict) -> tuple[pd.DataFrame, int]:
-    """Both stages' epoch logs as one frame numbered across the boundary, and the boundary."""
-    h1, h2 = pd.DataFrame(stage1), pd.DataFrame(stage2)
-    frame = pd.concat([h1, h2], ignore_index=True)
-    frame["epoch"] = np.arange(len(frame))
-    return frame, len(h1)
-
-
-def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int | None = None,
-                   epochs2: int | None = None, unfreeze_from: int | None = None,
-                   verbose: int = 2):
-    """Train both stages on the session's training split (or load them if already done).
-
-    Returns:
-        ``(model, records)``: the stage-2 model and ``{"stage1": record, "stage2": record}``
-        as :func:`skinlib.train.fit` returns them.
-    """
-    from skinlib import train
-    from skinlib.pipeline import make_dataset
-
-    p = session.profile
-    size = tuple(image_size or p.transfer_size)
-    tr, va = session.frame("train"), session.frame("val")
-    ds_train = make_dataset(tr, image_size=size, batch_size=p.batch_size, training=True,
-                            augment=p.augment, n_classes=session.n_classes, seed=p.seed)
-    ds_val = make_dataset(va, image_size=size, batch_size=p.batch_size)
-    cw = train.class_weights(tr["label"], session.n_classes)
-    common = dict(run=session.run, patience=p.patience, class_weight=cw, schedule="plateau",
-                  force=session.force, verbose=verbose, compile=False)
-    with train.get_strategy().scope():
-        model = build_resnet50(size, session.n_classes, weights=weights)
-        compile_stage(model, 1)
-    model, rec1 = train.fit(model, ds_train, ds_val, name="06_stage1",
-                            epochs=epochs1 or p.transfer_epochs_stage1, learning_rate=1e-3,
-                            **common)
-    set_stage(model, 2, unfreeze_from or p.transfer_unfreeze_from)
-    compile_stage(model, 2)
-    model, rec2 = train.fit(model, ds_train, ds_val, name="06_stage2",
-                            epochs=epochs2 or p.transfer_epochs_stage2, learning_rate=1e-5,
-                            **common)
-    return model, {"stage1": rec1, "stage2": rec2}

@@ -1,0 +1,275 @@
+"""One ``fit`` for every classifier: seeds, device strategy, training inputs, callbacks, resume.
+
+A training run named ``name`` keeps everything under the run folder: the model
+(``models/<name>.keras``), the best checkpoint, a ``BackupAndRestore`` folder that lets a killed
+run resume from its last finished epoch, the epoch log (``logs/<name>_history.csv``), the
+TensorBoard log (``logs/tensorboard/<name>/``: ``tensorboard --logdir RUN/logs/tensorboard``) and
+a record (``logs/<name>_train.json``) whose presence means "done": a re-run loads the model
+instead of training again unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` also makes TF ops deterministic."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def get_strategy():
+    """The ``tf.distribute`` strategy for this machine: TPU, several GPUs, or the default."""
+    import tensorflow as tf
+
+    try:  # Colab TPU runtimes expose a resolver; elsewhere this fails fast.
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def device_summary() -> str:
+    """One line naming the devices TensorFlow sees."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"{len(gpus)} GPU(s)" if gpus else "CPU only (no GPU found: training is slow but works)"
+
+
+def class_weights(labels, n_classes: int) -> dict[int, float]:
+    """scikit-learn's ``balanced`` weights n / (k * count_c), for the k classes present.
+
+    Classes absent from ``labels`` get no entry (Keras then weighs them 1; they have no
+    training rows anyway); a label outside ``range(n_classes)`` is refused.
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = np.asarray(labels).astype(int)
+    present = np.unique(labels)
+    if len(present) == 0 or present[0] < 0 or present[-1] >= n_classes:
+        raise ValueError(f"labels must be non-empty and in 0..{n_classes - 1}, got {present}")
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    return {int(c): float(w) for c, w in zip(present, weights)}
+
+
+def cosine_lr(base_lr: float, epochs: int, warmup: int = 1):
+    """Epoch -> learning rate: linear warm-up, then cosine decay to 1% of ``base_lr``."""
+    def schedule(epoch, lr=None):
+        if epoch < warmup:
+            return float(base_lr * (epoch + 1) / (warmup + 1))
+        t = (epoch - warmup) / max(1, epochs - warmup)
+        return float(base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))))
+    return schedule
+
+
+class TrainingInputs(NamedTuple):
+    """What :func:`fit` takes from the data: ``fit(model, **inputs._asdict(), ...)``."""
+
+    train_ds: object
+    val_ds: object
+    class_weight: dict[int, float] | None
+    steps_per_epoch: int | None
+
+
+def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: pd.DataFrame,
+                    image_size=None, balance: str | None = None,
+                    seed: int | None = None) -> TrainingInputs:
+    """The training and validation datasets, class weights and steps per epoch of a frame.
+
+    Args:
+        frame: training rows; ``val_frame``: the rows early stopping watches.
+        profile: batch size, augmentation, balance, image size and seed come from it.
+        image_size, balance, seed: override the profile's values. ``balance="weights"`` gives
+            class weights, ``"resample"`` an endless class-balanced dataset and its steps.
+    """
+    from skinlib.pipeline import make_dataset, steps_per_epoch
+
+    balance = balance or profile.balance
+    size = tuple(image_size or profile.image_size)
+    train_ds = make_dataset(frame, image_size=size, batch_size=profile.batch_size, training=True,
+                            augment=profile.augment, balance=balance, n_classes=n_classes,
+                            seed=profile.seed if seed is None else seed)
+    val_ds = make_dataset(val_frame, image_size=size, batch_size=profile.batch_size)
+    weights = class_weights(frame["label"], n_classes) if balance == "weights" else None
+    steps = steps_per_epoch(frame, profile.batch_size) if balance == "resample" else None
+    return TrainingInputs(train_ds, val_ds, weights, steps)
+
+
+def tensorboard_dir(run, name: str) -> Path:
+    """The TensorBoard log folder of the training run ``name``: ``logs/tensorboard/<name>``."""
+    return run.logs / "tensorboard" / name
+
+
+def tensorboard_available(name: str) -> bool:
+    """Whether ``tf.summary`` can write (it needs the ``tensorboard`` package); warns if not."""
+    if importlib.util.find_spec("tensorboard") is not None:
+        return True
+    warnings.warn(f"the tensorboard package is not installed, so {name} gets no TensorBoard log: "
+                  "pip install -r requirements.txt (it lists tensorboard)", stacklevel=2)
+    return False
+
+
+def paths(run, name: str) -> dict[str, Path]:
+    """Where a training run named ``name`` keeps its files."""
+    return {
+        "model": run.models / f"{name}.keras",
+        "best": run.models / f"{name}.best.keras",
+        "backup": run.models / f"{name}_backup",
+        "history": run.logs / f"{name}_history.csv",
+        "record": run.logs / f"{name}_train.json",
+        "tensorboard": tensorboard_dir(run, name),
+    }
+
+
+def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epochs: int = 0,
+              learning_rate: float = 1e-3, monitor: str = "val_loss") -> list:
+    """Early stopping, LR schedule, best checkpoint, backup-and-restore, CSV and TensorBoard logs.
+
+    TensorBoard gets the epoch metrics and the learning rate only (no histograms, images or
+    graph), so it costs next to nothing even for the smoke profile.
+    """
+    import keras
+
+    p = paths(run, name)
+    cbs = [
+        keras.callbacks.BackupAndRestore(str(p["backup"])),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(str(p["best"]), monitor=monitor, save_best_only=True),
+        keras.callbacks.CSVLogger(str(p["history"]), append=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if tensorboard_available(name):  # before the LR callbacks: it logs each epoch's own rate
+        cbs.append(keras.callbacks.TensorBoard(str(p["tensorboard"]), histogram_freq=0,
+                                               write_graph=False, write_images=False,
+                                               update_freq="epoch"))
+    if schedule == "plateau":
+        cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
+                                                     patience=max(1, patience // 2), min_lr=1e-6))
+    elif schedule == "cosine":
+        cbs.append(keras.callbacks.LearningRateScheduler(cosine_lr(learning_rate, epochs)))
+    elif schedule != "none":
+        raise ValueError(f"schedule={schedule!r}: use plateau, cosine or none")
+    return cbs
+
+
+def compile_model(model, learning_rate: float) -> None:
+    """Compile a classifier (Adam, sparse cross-entropy, accuracy) under its device strategy."""
+    import keras
+
+    with model.distribute_strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def is_done(run, name: str) -> bool:
+    """Whether a training run finished earlier (its model and record exist)."""
+    p = paths(run, name)
+    return p["model"].exists() and p["record"].exists()
+
+
+def load_done(run, name: str):
+    """The finished model and its training record."""
+    import keras
+
+    p = paths(run, name)
+    return keras.models.load_model(p["model"]), json.loads(p["record"].read_text())
+
+
+def _forget(p: dict[str, Path]) -> None:
+    """Delete every file of an earlier training run (``force=True``)."""
+    for key in ("model", "best", "history", "record"):
+        p[key].unlink(missing_ok=True)
+    for key in ("backup", "tensorboard"):
+        shutil.rmtree(p[key], ignore_errors=True)
+
+
+def _finish(model, p: dict[str, Path], name: str, seconds: float, resumed: bool) -> dict:
+    """Keep the best epoch's weights, save the model and write the "done" record."""
+    import keras
+
+    if p["best"].exists():  # the best epoch by validation loss, whatever stopped training
+        model.set_weights(keras.models.load_model(p["best"]).get_weights())
+    model.save(p["model"])
+    history = pd.read_csv(p["history"]).to_dict(orient="list") if p["history"].exists() else {}
+    record = {"name": name, "history": history, "train_seconds": round(seconds, 2),
+              "epochs_run": len(history.get("epoch", [])), "resumed": resumed, "loaded": False}
+    p["record"].write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
+        learning_rate: float = 1e-3, class_weight: dict | None = None,
+        steps_per_epoch: int | None = None, schedule: str = "plateau", force: bool = False,
+        verbose: int = 2) -> tuple[object, dict]:
+    """Compile and train a classifier, or load it if this run folder already trained it.
+
+    Returns:
+        ``(model, record)``; the record holds ``history`` (metric -> list), ``train_seconds``,
+        ``epochs_run``, ``resumed`` and ``loaded`` (True when nothing was trained).
+    """
+    p = paths(run, name)
+    if force:
+        _forget(p)
+    elif is_done(run, name):
+        model, record = load_done(run, name)
+        record["loaded"] = True
+        return model, record
+    resumed = p["backup"].exists()
+    if not resumed:  # a fresh start: no epoch log of an earlier, unfinished run may remain
+        p["history"].unlink(missing_ok=True)
+        shutil.rmtree(p["tensorboard"], ignore_errors=True)
+    compile_model(model, learning_rate)
+    start = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              shuffle=False, class_weight=class_weight, verbose=verbose,
+              callbacks=callbacks(run, name, patience=patience, schedule=schedule,
+                                  epochs=epochs, learning_rate=learning_rate))
+    return model, _finish(model, p, name, time.perf_counter() - start, resumed)
+
+
+def stage_history(histories) -> tuple[pd.DataFrame, int | None]:
+    """Epoch logs of consecutive training stages as one frame, epochs numbered across stages.
+
+    Returns:
+        ``(frame, boundary)``: ``boundary`` is the number of epochs of the first stage (the
+        0-based epoch at which the second starts), ``None`` when only one stage has epochs.
+    """
+    frames = [pd.DataFrame(h) for h in histories if h is not None]
+    parts = [f for f in frames if not f.empty]
+    if not parts:
+        return pd.DataFrame(), None
+    frame = pd.concat(parts, ignore_index=True)
+    frame["epoch"] = np.arange(len(frame))
+    return frame, (len(parts[0]) if len(parts) > 1 else None)
+
+
+def predict_probs(model, frame: pd.DataFrame, image_size, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities for every row of a catalog frame, in the frame's order."""
+    from skinlib.pipeline import make_dataset
+
+    ds = make_dataset(frame, image_size=image_size, batch_size=batch_size, cache=False,
+                      with_labels=False)
+    return np.asarray(model.predict(ds, verbose=0), dtype=np.float64)
