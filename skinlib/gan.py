@@ -45,11 +45,7 @@ def class_images(session, dx: str, split: str = "train", size: int | None = None
 
 def _require(run, dx: str, filename: str) -> Path:
     """A GAN file, or an error naming notebook 03."""
-    path = gan_dir(run, dx) / filename
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run notebooks/03_dcgan_minority.ipynb first "
-                                f"with this run folder (python -m skinlib run --only 03)")
-    return path
+    return run.require(f"models/gan/{dx}/{filename}", "03")
 
 
 def load_generator(run, dx: str):
@@ -73,8 +69,8 @@ def losses(run, dx: str) -> pd.DataFrame:
 
 def samples(run, dx: str) -> dict[int, np.ndarray]:
     """Step -> uint8 fixed-latent samples saved over training."""
-    saved = np.load(_require(run, dx, "samples.npz"))
-    return {int(k.split("_")[1]): saved[k] for k in sorted(saved.files)}
+    saved = run.read_arrays(f"models/gan/{dx}/samples.npz", "03")
+    return {int(k.split("_")[1]): saved[k] for k in sorted(saved)}
 
 
 def generate(run, dx: str, n: int, seed: int = 0, generator=None, batch_size: int = 256

@@ -100,9 +100,9 @@ def feature_extractor(mode: str = "auto", baseline_path=None):
             raise RuntimeError("kid_features='inception' but the InceptionV3 ImageNet weights "
                                "are neither cached nor downloadable; use kid_features='auto'")
     if baseline_path is None or not Path(baseline_path).exists():
-        raise FileNotFoundError(f"baseline CNN {baseline_path} is missing: run "
-                                "notebooks/02_baseline_cnn.ipynb first (its features serve KID "
-                                "when InceptionV3 cannot be loaded)")
+        raise ValueError(f"baseline_path={baseline_path!r} is not a file: pass the run's "
+                         "models/02_baseline_cnn.keras (RunDir.require finds it, or names the "
+                         "notebook to run); its features serve KID when InceptionV3 is not loadable")
     model = keras.models.load_model(baseline_path)
     body = keras.Model(model.inputs, model.layers[-2].output, name="kid_features")
     size = tuple(model.input_shape[1:3])

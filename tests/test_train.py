@@ -151,10 +151,10 @@ def test_stage_history_numbers_epochs_across_stages():
     assert none is None and one["loss"].tolist() == [1.0]
 
 
-def test_training_inputs_follow_the_balance_mode(synthetic_root, tmp_path):
+def test_training_inputs_follow_the_balance_mode(fake_root, tmp_path):
     from skinlib import session
 
-    s = session.start("smoke", str(synthetic_root), str(tmp_path), quiet=True)
+    s = session.start("smoke", str(fake_root), str(tmp_path), quiet=True)
     tr, va = s.frame("train"), s.frame("val")
     weighted = fit.training_inputs(tr, s.profile, n_classes=s.n_classes, val_frame=va,
                                    balance="weights")

@@ -36,11 +36,8 @@ def load_discriminators(run, classes) -> dict[str, keras.Model]:
 
     out = {}
     for dx in classes:
-        path = discriminator_path(run, dx)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"{path} is missing: run notebooks/03_dcgan_minority.ipynb first with the same "
-                f"profile and run folder, or leave {dx!r} out of the expert classes")
+        run.require(discriminator_path(run, dx).relative_to(run.root).as_posix(), "03",
+                    hint=f"or leave {dx!r} out of the expert classes")
         out[dx] = load_discriminator(run, dx)
     return out
 

@@ -11,7 +11,6 @@ instead of training again unless ``force=True``.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import shutil
 import time
@@ -195,7 +194,7 @@ def load_done(run, name: str):
     import keras
 
     p = paths(run, name)
-    return keras.models.load_model(p["model"]), json.loads(p["record"].read_text())
+    return keras.models.load_model(p["model"]), run.read_record(_record_path(run, name))
 
 
 def _forget(p: dict[str, Path]) -> None:
@@ -206,17 +205,23 @@ def _forget(p: dict[str, Path]) -> None:
         shutil.rmtree(p[key], ignore_errors=True)
 
 
-def _finish(model, p: dict[str, Path], name: str, seconds: float, resumed: bool) -> dict:
+def _record_path(run, name: str) -> str:
+    """The "done" record of a training run, relative to the run folder."""
+    return paths(run, name)["record"].relative_to(run.root).as_posix()
+
+
+def _finish(model, run, name: str, seconds: float, resumed: bool) -> dict:
     """Keep the best epoch's weights, save the model and write the "done" record."""
     import keras
 
+    p = paths(run, name)
     if p["best"].exists():  # the best epoch by validation loss, whatever stopped training
         model.set_weights(keras.models.load_model(p["best"]).get_weights())
     model.save(p["model"])
     history = pd.read_csv(p["history"]).to_dict(orient="list") if p["history"].exists() else {}
     record = {"name": name, "history": history, "train_seconds": round(seconds, 2),
               "epochs_run": len(history.get("epoch", [])), "resumed": resumed, "loaded": False}
-    p["record"].write_text(json.dumps(record, indent=2) + "\n")
+    run.write_record(_record_path(run, name), record)
     return record
 
 
@@ -247,7 +252,7 @@ def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
               shuffle=False, class_weight=class_weight, verbose=verbose,
               callbacks=callbacks(run, name, patience=patience, schedule=schedule,
                                   epochs=epochs, learning_rate=learning_rate))
-    return model, _finish(model, p, name, time.perf_counter() - start, resumed)
+    return model, _finish(model, run, name, time.perf_counter() - start, resumed)
 
 
 def stage_history(histories) -> tuple[pd.DataFrame, int | None]:

@@ -13,7 +13,6 @@ images are used. Using the trained GANs (loading, sampling, synthetic rows) is
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib.gan import class_images, gan_dir, to_uint8, to_unit
+from skinlib.rundir import RunDir
 from skinlib.training.fit import get_strategy, set_seed, tensorboard_available, tensorboard_dir
 
 N_FIXED = 16  # fixed latent vectors for the sample grids
@@ -85,10 +85,11 @@ def _checkpoint_callback(gan, manager, folder: Path, every: int, fixed_z: np.nda
                             tf.summary.scalar(k, v)
                 writer.flush()
             imgs = to_uint8(gan.generator.predict(fixed_z, verbose=0))
-            samples = dict(np.load(folder / "samples.npz")) if (folder / "samples.npz").exists() \
-                else {}
+            store = RunDir(folder)  # the GAN's folder, read and written like a run folder
+            samples = (store.read_arrays("samples.npz", "03")
+                       if (folder / "samples.npz").exists() else {})
             samples[f"step_{step:07d}"] = imgs
-            np.savez_compressed(folder / "samples.npz", **samples)
+            store.write_arrays("samples.npz", compressed=True, **samples)
 
     return Checkpointer()
 
@@ -126,9 +127,9 @@ def _build_gan(size: int, latent_dim: int, filters: int, diffaugment, seed: int,
 
 def _load_finished(folder: Path) -> dict | None:
     """The record of a finished training in ``folder`` (``loaded=True``), else ``None``."""
-    record_path = folder / "train.json"
-    if record_path.exists() and (folder / "generator.keras").exists():
-        return {**json.loads(record_path.read_text()), "loaded": True}
+    record = RunDir(folder).read_record("train.json")
+    if record is not None and (folder / "generator.keras").exists():
+        return {**record, "loaded": True}
     return None
 
 
@@ -157,7 +158,7 @@ def _finish(gan, folder: Path, record: dict, epochs_run_now: int) -> dict:
     record = {**record,
               "final": {k: float(losses[k].iloc[-1]) for k in losses.columns if k != "step"},
               "epochs_run_now": int(epochs_run_now), "loaded": False}
-    (folder / "train.json").write_text(json.dumps(record, indent=2) + "\n")
+    RunDir(folder).write_record("train.json", record)
     return record
 
 
