@@ -16,7 +16,7 @@ PROFILES = ("smoke", "quick", "full")
 # The series, in the order it runs (``notebooks/<name>.ipynb``).
 NOTEBOOKS = (
     "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
-    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "08_results",
+    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "12_results",
 )
 
 
@@ -64,7 +64,7 @@ class Profile:
     patience: int = 8
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
     retrain_epochs: int = 50  # epochs of notebook 04's three CNN re-trainings
-    # notebook 08: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
+    # notebook 12: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
     leakage_sizes: tuple = ((96, 128), (28, 28))
     n_bootstrap: int = 2000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
