@@ -47,7 +47,7 @@ class Profile:
     dataset: str = "ham10000"
     seed: int = 42
     # --- data -------------------------------------------------------------------------
-    synthetic_images: int = 0  # images written by the synthetic source
+    fake_images: int = 0  # images of the fake look-alike dataset (data="synthetic")
     val_frac: float = 0.15
     test_frac: float = 0.15
     k_folds: int = 5
@@ -130,7 +130,7 @@ def _coerce(current, value):
 
 _BASE = {
     "smoke": Profile(
-        name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
+        name="smoke", data="synthetic", fake_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         retrain_epochs=8, leakage_sizes=(),
