@@ -37,9 +37,15 @@ def logit_function(model, batch_size: int = 64):
     else:
         head, kernel, bias = model, None, 0.0
 
+    import tensorflow as tf
+
+    # one trace for every batch size (shap's batches vary; each retrace of ResNet50 costs s)
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+    run = tf.function(lambda t: head(t, training=False), input_signature=[spec])
+
     def scores(images) -> np.ndarray:
         x = np.asarray(images, np.float32)
-        parts = [np.asarray(head.predict_on_batch(x[i:i + batch_size]), np.float64)
+        parts = [np.asarray(run(tf.constant(x[i:i + batch_size])), np.float64)
                  for i in range(0, len(x), batch_size)]
         h = np.concatenate(parts)
         return h if kernel is None else h @ kernel + bias
@@ -83,7 +89,11 @@ def shap_values(model, images, class_idx, *, max_evals: int, masker: str = "inpa
         and ``score`` of each image ``(n,)``. The values of an image add up to
         ``score - base`` (SHAP's efficiency; :func:`additivity_error`).
     """
-    import shap
+    import warnings
+
+    with warnings.catch_warnings():  # shap 0.51's colour maps use soon-deprecated matplotlib
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
 
     x = np.asarray(images, np.float32)
     if x.ndim != 4 or x.shape[-1] != 3:
@@ -187,8 +197,8 @@ def null_agreement(shap_maps, cam_maps, frac: float = 0.2, seed: int = 0) -> dic
     Grad-CAM with the cells permuted (no spatial structure at all).
 
     Returns:
-        ``{"other": {"spearman", "iou", "image"}, "shuffled": {"spearman", "iou"}}``, arrays
-        over pairs; ``other["image"]`` is the SHAP map's image of each pair.
+        ``{"other": {"spearman", "iou", "image", "cam"}, "shuffled": {"spearman", "iou"}}``,
+        arrays over pairs; ``image`` / ``cam`` index the SHAP map and the Grad-CAM of a pair.
     """
     s, c = np.asarray(shap_maps, np.float64), np.asarray(cam_maps, np.float64)
     n = len(s)
@@ -198,7 +208,29 @@ def null_agreement(shap_maps, cam_maps, frac: float = 0.2, seed: int = 0) -> dic
     rng = np.random.default_rng(seed)
     flat = c.reshape(n, -1)
     shuffled = np.stack([row[rng.permutation(row.size)] for row in flat]).reshape(c.shape)
-    return {"other": {**other, "image": i[keep]}, "shuffled": agreement(s, shuffled, frac)}
+    return {"other": {**other, "image": i[keep], "cam": j[keep]},
+            "shuffled": agreement(s, shuffled, frac)}
+
+
+def permutation_p(matrix, n_perm: int = 2000, seed: int = 0) -> float:
+    """One-sided p-value that matched maps agree more than re-paired ones.
+
+    ``matrix[i, j]`` is the agreement of image ``i``'s SHAP map with image ``j``'s Grad-CAM.
+    The statistic is the mean of the diagonal (each image with its own map); the null draws
+    ``n_perm`` random re-pairings (permutations of the Grad-CAMs among the images).
+    ``(1 + #{null >= observed}) / (1 + n_perm)``; NaN when nothing is finite.
+    """
+    m = np.asarray(matrix, np.float64)
+    n = len(m)
+    diag = np.diag(m)
+    if not np.isfinite(diag).any():
+        return float("nan")
+    t = np.nanmean(diag)
+    perms = np.argsort(np.random.default_rng(seed).random((int(n_perm), n)), axis=1)
+    paired = m[np.arange(n), perms]
+    ok = np.isfinite(paired).any(axis=1)
+    null = np.array([np.nanmean(row) for row in paired[ok]])
+    return float((1 + (null >= t - 1e-12).sum()) / (1 + len(null)))
 
 
 def compare(shap_maps, cam_maps, grid, frac: float = 0.2, seed: int = 0) -> dict:
@@ -211,32 +243,24 @@ def compare(shap_maps, cam_maps, grid, frac: float = 0.2, seed: int = 0) -> dict
 
     Returns:
         ``observed`` (per-image ``spearman``, ``iou``), ``null`` (as :func:`null_agreement`),
-        ``percentile`` (per image: the share of its own ``other`` null pairs it beats, per
-        measure), ``grid``, ``top_frac`` and ``chance_iou``.
+        ``p_value`` per measure (:func:`permutation_p`), ``grid``, ``top_frac``,
+        ``chance_iou``.
     """
     s, c = to_grid(shap_maps, grid), to_grid(cam_maps, grid)
     observed = agreement(s, c, frac)
     null = null_agreement(s, c, frac, seed)
-    pct = {}
+    n, p = len(s), {}
     for key in ("spearman", "iou"):
-        pct[key] = np.array([_share_below(null["other"][key][null["other"]["image"] == k], v)
-                             for k, v in enumerate(observed[key])])
-    return {"observed": observed, "null": null, "percentile": pct, "grid": list(grid),
+        m = np.diag(observed[key]).astype(np.float64)
+        m[null["other"]["image"], null["other"]["cam"]] = null["other"][key]
+        p[key] = permutation_p(m, seed=seed) if n > 1 else float("nan")
+    return {"observed": observed, "null": null, "p_value": p, "grid": list(grid),
             "top_frac": frac, "chance_iou": chance_iou(frac)}
 
 
-def _share_below(null_values, value) -> float:
-    """Share of the finite ``null_values`` below ``value`` (ties count half); NaN if none."""
-    v = np.asarray(null_values, np.float64)
-    v = v[np.isfinite(v)]
-    if not len(v) or not np.isfinite(value):
-        return float("nan")
-    return float(((v < value).sum() + 0.5 * (v == value).sum()) / len(v))
-
-
 def summary(result: dict) -> dict:
-    """The JSON-ready numbers of :func:`compare`: medians of observed and null agreement and
-    how many images fall below the ``other`` null's median."""
+    """The JSON-ready numbers of :func:`compare`: medians of observed and null agreement, the
+    permutation p-value and how many images fall below the ``other`` null's median."""
     out = {"grid": result["grid"], "top_frac": result["top_frac"],
            "chance_iou": round(result["chance_iou"], 4)}
     for key in ("spearman", "iou"):
@@ -244,6 +268,7 @@ def summary(result: dict) -> dict:
         other = result["null"]["other"][key]
         ok = np.isfinite(obs)
         null_median = _median(other)
+        p = result["p_value"][key]
         out[key] = {
             "per_image": [None if not np.isfinite(v) else round(float(v), 4) for v in obs],
             "median": _median(obs), "n_images": int(ok.sum()),
@@ -251,8 +276,24 @@ def summary(result: dict) -> dict:
             "null_shuffled_median": _median(result["null"]["shuffled"][key]),
             "n_below_null_median": (None if null_median is None
                                     else int((obs[ok] < null_median).sum())),
-            "median_percentile": _median(result["percentile"][key])}
+            "p_value": None if not np.isfinite(p) else round(float(p), 4)}
     return out
+
+
+def verdict(summ: dict, alpha: float = 0.05) -> str:
+    """One sentence on whether the SHAP maps match their own image's Grad-CAM better than
+    another image's (the Spearman permutation test of :func:`compare` at level ``alpha``)."""
+    rho = summ["spearman"]
+    p = rho["p_value"]
+    if p is None:
+        return "too few images to compare the maps with a null."
+    if p < alpha and rho["median"] > rho["null_other_median"]:
+        return (f"the SHAP maps rank the cells more like their own image's Grad-CAM than like "
+                f"another image's (permutation p = {p:.3f}): the two methods put this model's "
+                "evidence in overlapping places.")
+    return (f"the SHAP maps agree with their own image's Grad-CAM no better than with another "
+            f"image's (permutation p = {p:.3f}): what agreement there is comes from what all "
+            "maps share (such as the centre), not from each image's own evidence.")
 
 
 def _median(values) -> float | None:

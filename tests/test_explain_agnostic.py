@@ -94,15 +94,26 @@ def test_compare_and_summary_are_consistent():
     shaps = cams + 0.5 * _random_maps(6, (16, 16), seed=7)  # related maps
     result = ea.compare(shaps, cams, (8, 8))
     obs = result["observed"]["spearman"]
-    assert np.all(obs > 0.5) and np.all(result["percentile"]["spearman"] == 1.0)
+    assert np.all(obs > 0.5)
     s = ea.summary(result)
     other = result["null"]["other"]["spearman"]
     assert s["spearman"]["median"] == pytest.approx(np.median(obs), abs=1e-4)
     assert s["spearman"]["null_other_median"] == pytest.approx(np.median(other), abs=1e-4)
     assert s["spearman"]["n_below_null_median"] == 0 and s["spearman"]["n_images"] == 6
     assert s["iou"]["n_null_pairs"] == 30 and s["grid"] == [8, 8]
+    assert s["spearman"]["p_value"] < 0.01 and "overlapping" in ea.verdict(s)
     unrelated = ea.summary(ea.compare(_random_maps(6, (16, 16), seed=8), cams, (8, 8)))
-    assert unrelated["spearman"]["median_percentile"] < 0.9
+    assert unrelated["spearman"]["p_value"] > 0.05 and "no better" in ea.verdict(unrelated)
+
+
+def test_permutation_p_by_hand():
+    m = np.array([[1.0, 0.0], [0.0, 1.0]])  # matched pairs agree, swapped ones do not
+    # two pairings: identity (mean 1) and the swap (mean 0); p = (1 + #identity) / (1 + n)
+    p = ea.permutation_p(m, n_perm=1000, seed=0)
+    n_identity = (np.argsort(np.random.default_rng(0).random((1000, 2)), axis=1)[:, 0] == 0).sum()
+    assert p == pytest.approx((1 + n_identity) / 1001)
+    assert ea.permutation_p(np.eye(2)[::-1], n_perm=200) == 1.0  # the swap agrees more
+    assert np.isnan(ea.permutation_p(np.full((2, 2), np.nan)))
 
 
 def test_subsample_spreads_over_the_picks():
