@@ -94,7 +94,9 @@ class Profile:
     scorecam_max_n: int = 32
     # --- model-agnostic explanations (notebook 11) ------------------------------------
     shap_max_evals: int = 1000  # model calls per image of SHAP's Partition explainer
-    shap_masker: str = "inpaint_telea"  # inpaint_telea | inpaint_ns | blur | blur(k,k)
+    # inpaint_telea | inpaint_ns (OpenCV per masked image: ~5-150 ms at 224 px on a CPU) |
+    # blur | blur(k,k) (one blur per image: cheap, but a blurred lesion keeps its colour)
+    shap_masker: str = "inpaint_telea"
     shap_max_images: int = 0  # images explained, spread over 07's picks (0: all of them)
 
     def replace(self, **overrides) -> "Profile":

@@ -186,6 +186,8 @@ def agreement(a, b, frac: float = 0.2) -> dict[str, np.ndarray]:
     if a.shape != b.shape:
         raise ValueError(f"maps of shapes {a.shape} and {b.shape}: bring both to one grid "
                          "first (to_grid)")
+    if not len(a):
+        return {"spearman": np.zeros(0), "iou": np.zeros(0)}
     return {"spearman": rank_correlation(a, b), "iou": top_iou(a, b, frac)}
 
 

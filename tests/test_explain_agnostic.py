@@ -53,9 +53,10 @@ def test_identical_maps_agree_fully_and_reversed_maps_not_at_all():
 
 
 def test_agreement_by_hand():
-    a = np.array([[[1.0, 2.0], [3.0, 4.0]]])
-    b = np.array([[[1.0, 2.0], [4.0, 3.0]]])
+    a = np.array([[[1.0, 2.0], [3.0, 10.0]]])
+    b = np.array([[[1.0, 2.0], [10.0, 3.0]]])
     r = ea.agreement(a, b, frac=0.25)  # ranks 1234 vs 1243: rho = 1 - 6*2/(4*15) = 0.8
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] < 0.2  # Pearson would say otherwise
     assert r["spearman"][0] == pytest.approx(0.8)
     assert r["iou"][0] == 0.0  # top cell (1,1) vs (1,0)
     assert ea.agreement(a, b, frac=0.5)["iou"][0] == 1.0  # both top halves are the bottom row
@@ -104,6 +105,14 @@ def test_compare_and_summary_are_consistent():
     assert s["spearman"]["p_value"] < 0.01 and "overlapping" in ea.verdict(s)
     unrelated = ea.summary(ea.compare(_random_maps(6, (16, 16), seed=8), cams, (8, 8)))
     assert unrelated["spearman"]["p_value"] > 0.05 and "no better" in ea.verdict(unrelated)
+
+
+def test_one_image_has_no_null():
+    s = ea.summary(ea.compare(_random_maps(1, (8, 8), seed=11), _random_maps(1, (8, 8), seed=12),
+                              (4, 4)))
+    assert s["spearman"]["n_images"] == 1 and s["spearman"]["n_null_pairs"] == 0
+    assert s["spearman"]["p_value"] is None and s["iou"]["n_below_null_median"] is None
+    assert "too few" in ea.verdict(s)
 
 
 def test_permutation_p_by_hand():
