@@ -16,7 +16,8 @@ PROFILES = ("smoke", "quick", "full")
 # The series, in the order it runs (``notebooks/<name>.ipynb``).
 NOTEBOOKS = (
     "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
-    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "12_results",
+    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "11_lime_shap",
+    "12_results",
 )
 
 
@@ -91,6 +92,12 @@ class Profile:
     # --- explanations (notebook 07) ---------------------------------------------------
     cam_examples_per_class: int = 3
     scorecam_max_n: int = 32
+    # --- model-agnostic explanations (notebook 11) ------------------------------------
+    shap_max_evals: int = 1000  # model calls per image of SHAP's Partition explainer
+    # inpaint_telea | inpaint_ns (OpenCV per masked image: ~5-150 ms at 224 px on a CPU) |
+    # blur | blur(k,k) (one blur per image: cheap, but a blurred lesion keeps its colour)
+    shap_masker: str = "inpaint_telea"
+    shap_max_images: int = 0  # images explained, spread over 07's picks (0: all of them)
 
     def replace(self, **overrides) -> "Profile":
         """A copy with the given fields changed.
@@ -140,6 +147,7 @@ _BASE = {
         transfer_size=(32, 32), transfer_weights=None,
         transfer_epochs_stage1=1, transfer_epochs_stage2=1,
         cam_examples_per_class=1, scorecam_max_n=4,
+        shap_max_evals=64, shap_max_images=6,
     ),
     "quick": Profile(
         name="quick", data="auto", k_folds=3,
@@ -152,6 +160,7 @@ _BASE = {
         transfer_size=(64, 64), transfer_weights="imagenet",
         transfer_epochs_stage1=2, transfer_epochs_stage2=2,
         cam_examples_per_class=2, scorecam_max_n=16,
+        shap_max_evals=400,
     ),
     "full": Profile(name="full"),  # the field defaults
 }
