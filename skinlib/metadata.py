@@ -112,3 +112,16 @@ class MetaEncoder:
         """The encoder :meth:`to_dict` wrote."""
         return cls(float(d["age_median"]), float(d["age_scale"]), tuple(d["sex_levels"]),
                    tuple(d["localization_levels"]))
+
+
+def count_table(encoder: MetaEncoder, frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """What the encoding filled in, one column per frame (e.g. train/val/test): rows
+    ``age missing``, ``sex missing``, ``sex unknown``, ``sex unseen``, and so on, plus ``rows``."""
+    table = {}
+    for name, frame in frames.items():
+        c = encoder.counts(frame)
+        col = {"rows": c["n_rows"], "age missing": c["age"]["missing"]}
+        col.update({f"{column} {what}": c[column][what] for column in CATEGORICAL
+                    for what in ("missing", "unknown", "unseen")})
+        table[name] = col
+    return pd.DataFrame(table)

@@ -30,6 +30,8 @@ from skinlib import info, lesion_ci, metrics
 
 SOURCE_COLUMN = "source_site"
 MIN_IMAGES = 10  # a class needs this many held-out images to be scored in the decomposition
+SMOKE_MIN_IMAGES = 3  # the fake dataset's sources hold a few images per class
+METRICS_NAME = "08_source_shift"  # metrics/<name>.json, kind "facts"
 
 
 class SourceSplit(NamedTuple):
@@ -85,7 +87,7 @@ def source_notes(table: pd.DataFrame, classes, min_images: int = MIN_IMAGES,
     malignant = [c for c in info.DATASETS[dataset]["malignant"] if c in classes]
     lines = []
     for source, row in table.iterrows():
-        scarce = [f"{c} {int(row[c])}" for c in classes if row[c] < min_images]
+        scarce = [f"{c} ({int(row[c])})" for c in classes if row[c] < min_images]
         top = max(classes, key=lambda c: row[c])
         head = (f"{source}: {int(row['images']):,} images, {row[top] / row['images']:.0%} {top}"
                 + (f"; fewer than {min_images} images of {', '.join(scarce)}" if scarce else ""))
@@ -325,3 +327,36 @@ def run_source(session, source: str, *, min_images: int = MIN_IMAGES, verbose: i
                   loaded=bool(record.get("loaded")))
     keras.backend.clear_session()
     return result
+
+
+def resolve_min_images(min_images: int | None, profile) -> int:
+    """``min_images`` if given, else :data:`MIN_IMAGES` (:data:`SMOKE_MIN_IMAGES` in smoke)."""
+    if min_images is not None:
+        return int(min_images)
+    return SMOKE_MIN_IMAGES if profile.name == "smoke" else MIN_IMAGES
+
+
+def to_json(session, runs: dict[str, dict], counts: pd.DataFrame, min_images: int) -> dict:
+    """The experiment as written to ``metrics/08_source_shift.json``: kind ``facts``, because
+    its models are tested on held-out sources and a part of the shared test split, not on the
+    shared test split: they are no rows of the main results table (notebook 12 shows them in
+    a section of their own)."""
+    p = session.profile
+    return {"notebook": METRICS_NAME, "profile": p.name, "data": session.data,
+            "experiment": "leave-one-source-out: baseline CNN trained without one image source",
+            "test_sets": {"in_distribution": "shared lesion-grouped test split, other sources",
+                          "heldout": "every image of the held-out source"},
+            "image_size": list(p.image_size), "min_images": int(min_images),
+            "bootstrap": {"unit": "lesion", "n": int(p.n_bootstrap),
+                          "note": "decomposition CIs resample lesions; the evaluate dicts' ci95 "
+                                  "resample images"},
+            "sources": {str(k): {c: int(v) for c, v in row.items()}
+                        for k, row in counts.iterrows()},
+            "runs": runs}
+
+
+def load_runs(run) -> dict[str, dict] | None:
+    """The runs notebook 08 wrote into a run folder (held-out source -> result), or None."""
+    if not (run.metrics / f"{METRICS_NAME}.json").exists():
+        return None
+    return run.read_metrics(METRICS_NAME)["runs"]

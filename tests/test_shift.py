@@ -62,9 +62,9 @@ def test_source_notes_flag_a_source_without_malignant_classes():
                         index=["vidir_molemax", "rosendahl"])
     real["images"] = real[CLASSES].sum(axis=1)
     notes = shift.source_notes(real, CLASSES, min_images=10)
-    assert "not a useful held-out source" in notes[0] and "akiec 0, bcc 2" in notes[0]
+    assert "not a useful held-out source" in notes[0] and "akiec (0), bcc (2)" in notes[0]
     assert "94% nv" in notes[0]
-    assert notes[1].endswith("usable as a held-out source.") and "vasc 3" in notes[1]
+    assert notes[1].endswith("usable as a held-out source.") and "vasc (3)" in notes[1]
 
 
 def test_importance_weights_reproduce_the_training_mix():

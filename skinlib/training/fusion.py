@@ -108,3 +108,12 @@ def predict_fusion(model, frame: pd.DataFrame, meta: np.ndarray, image_size,
     """Class probabilities of a two-input model for every row of a frame, in the frame's order."""
     ds = fusion_dataset(frame, meta, image_size=image_size, batch_size=batch_size, cache=False)
     return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
+
+
+def baseline_name(run, reuse: bool = True) -> str:
+    """The image-only baseline's model name: notebook 02's when ``reuse`` and this run folder
+    finished it (same recipe: pass ``reuse=False`` when this notebook changed the profile),
+    else ``10_image_only``, trained here with :func:`skinlib.training.cnn.train_cnn`."""
+    from skinlib.training.fit import is_done
+
+    return "02_baseline_cnn" if reuse and is_done(run, "02_baseline_cnn") else "10_image_only"
