@@ -118,3 +118,20 @@ def test_fusion_dataset_pairs_images_with_their_metadata(fake_catalog):
     np.testing.assert_array_equal(np.concatenate(seen_y), frame["label"].to_numpy()[rows])
     with pytest.raises(ValueError, match="encoder.transform"):
         fusion_dataset(frame, meta[:10], image_size=(12, 16), batch_size=16)
+
+
+@pytest.mark.parametrize("rule", ["argmax", "prior_corrected", "thresholds"])
+def test_apply_recorded_reproduces_the_evaluated_predictions(rule):
+    from skinlib import decision, info, metrics
+
+    rng = np.random.default_rng(3)
+    y = rng.choice(7, 300, p=[0.05, 0.05, 0.1, 0.05, 0.1, 0.6, 0.05])
+    probs = rng.dirichlet(np.ones(7), 300)
+    probs[np.arange(300), y] += 0.5
+    probs /= probs.sum(axis=1, keepdims=True)
+    params = decision.rule_params(rule, train_priors=decision.priors(y, 7), y_val=y,
+                                  probs_val=probs)
+    result = metrics.evaluate(y, probs, info.classes(), n_bootstrap=0, **params)
+    pred = decision.apply_recorded(probs, result)
+    assert np.bincount(pred, minlength=7).tolist() == np.asarray(
+        result["confusion_matrix"]).sum(axis=0).tolist()
