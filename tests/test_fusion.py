@@ -135,3 +135,23 @@ def test_apply_recorded_reproduces_the_evaluated_predictions(rule):
     pred = decision.apply_recorded(probs, result)
     assert np.bincount(pred, minlength=7).tolist() == np.asarray(
         result["confusion_matrix"]).sum(axis=0).tolist()
+
+
+@pytest.mark.slow
+def test_train_fusion_with_class_weights_and_reload(fake_root, tmp_path):
+    from skinlib import session
+    from skinlib.training.fusion import encoder_path, predict_fusion, train_fusion
+
+    s = session.start("smoke", str(fake_root), str(tmp_path / "run"), quiet=True,
+                      overrides={"epochs": 1, "image_size": (16, 16), "balance": "weights"})
+    model, record, enc = train_fusion(s, "10_t", verbose=0)
+    assert record["epochs_run"] == 1 and not record["loaded"]
+    assert metadata.MetaEncoder.from_dict(s.run.read_record(encoder_path("10_t"))) == enc
+    test = s.frame("test")
+    probs = predict_fusion(model, test, enc.transform(test), (16, 16))
+    again, record2, _ = train_fusion(s, "10_t", verbose=0)
+    assert record2["loaded"]
+    np.testing.assert_allclose(predict_fusion(again, test, enc.transform(test), (16, 16)), probs,
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="supports 'none' and 'weights'"):
+        train_fusion(s, "10_u", balance="resample")
