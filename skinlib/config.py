@@ -22,6 +22,8 @@ NOTEBOOKS = (
     "05_class_experts_kfold_bma",
     "06_resnet50_transfer",
     "07_gradcam",
+    "08_source_shift",
+    "10_metadata_fusion",
     "11_lime_shap",
     "12_results",
 )
