@@ -95,6 +95,14 @@ class Augment(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed, **self.ranges}
 
 
+def with_augment(model, seed: int = 0, **ranges):
+    """``model`` behind an :class:`Augment` layer: it takes uint8 batches (from
+    ``make_dataset(..., output="uint8")``) and augments them on its own device when training."""
+    inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="uint8_image")
+    outputs = model(Augment(seed, **ranges)(inputs))
+    return keras.Model(inputs, outputs, name=f"{model.name}_augmented")
+
+
 def _check_frame(frame: pd.DataFrame, training: bool) -> None:
     """Refuse frames the pipeline cannot or must not read."""
     missing = {"path", "label"} - set(frame.columns)

@@ -240,3 +240,44 @@ def test_augment_layer(tmp_path):
     again = keras.models.load_model(tmp_path / "m.keras")
     assert again.layers[1].get_config()["seed"] == 2 and again.layers[1].ranges["zoom"] == 0.1
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+STRATEGY_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from skinlib import data, pipeline
+from skinlib.models.cnn import build_cnn
+frame = data.load_local(sys.argv[1]).iloc[:64]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+ds = pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16, training=True,
+                           output="uint8", cache_dir=sys.argv[2], progress=False)
+with strategy.scope():
+    model = pipeline.with_augment(build_cnn((24, 32), 7, arch="gap1"), seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+hist = model.fit(ds, epochs=2, verbose=0)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": hist.history["loss"],
+                  "input_dtype": model.inputs[0].dtype}))
+"""
+
+
+def test_uint8_batches_train_under_a_two_device_strategy(fake_root, tmp_path):
+    """The GPU path on the CPU: MirroredStrategy over two logical devices, uint8 batches,
+    augmentation inside the model (a subprocess: logical devices are set once per process).
+
+    Not with ``steps_per_execution`` > 1: under MirroredStrategy that fails in TF 2.21 /
+    Keras 3.15 ("You must feed a value for placeholder tensor"); it works on one device.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", STRATEGY_SCRIPT, str(fake_root), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["input_dtype"] == "uint8"
+    assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
