@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pandas as pd
-import keras
 import tensorflow as tf
 
 from skinlib import image_cache
-from skinlib.image_cache import decode_resize  # noqa: F401  (skinlib.pipeline.decode_resize)
+from skinlib.image_cache import decode_resize
 
 AUTOTUNE = tf.data.AUTOTUNE
 BALANCE_MODES = ("none", "weights", "resample")
@@ -117,18 +117,25 @@ def _check_frame(frame: pd.DataFrame, training: bool) -> None:
 
 
 def _source(frame: pd.DataFrame, size: tuple[int, int], cache: bool, cache_dir, resize: str,
-            progress: bool) -> tf.data.Dataset:
-    """``(uint8 image, int32 label)`` elements in the frame's order: from the image cache, or
-    decoded on every pass with ``cache=False``."""
+            progress: bool):
+    """``(dataset, to_images)``: ``(x, int32 label)`` elements in the frame's order, and the
+    function that turns a batch of ``x`` into uint8 images.
+
+    From the cache, ``x`` is the row's index and ``to_images`` gathers a whole batch of rows
+    at once (shuffling indices, not images); with ``cache=False``, ``x`` is the image itself,
+    decoded on every pass.
+    """
     labels = frame["label"].astype("int32").to_numpy()
     if cache:
-        images = image_cache.load_images(frame["path"], size, resize, cache_dir=cache_dir,
-                                         progress=progress)
-        return tf.data.Dataset.from_tensor_slices((images, labels))
+        images = tf.convert_to_tensor(image_cache.load_images(
+            frame["path"], size, resize, cache_dir=cache_dir, progress=progress))
+        ds = tf.data.Dataset.from_tensor_slices((np.arange(len(frame), dtype=np.int32), labels))
+        return ds, lambda rows: tf.gather(images, rows)
     image_cache.file_keys(frame["path"])  # a missing file is named here, not deep in TF
     ds = tf.data.Dataset.from_tensor_slices((frame["path"].astype(str).to_numpy(), labels))
-    return ds.map(lambda p, y: (decode_resize(p, size, resize), y), num_parallel_calls=AUTOTUNE,
-                  deterministic=True)
+    ds = ds.map(lambda p, y: (decode_resize(p, size, resize), y), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
+    return ds, lambda x: x
 
 
 def _shuffle_or_balance(ds: tf.data.Dataset, labels: np.ndarray, balance: str,
@@ -178,11 +185,12 @@ def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size
         raise ValueError(f"output={output!r}: use one of {OUTPUTS}")
     _check_frame(frame, training)
     size = tuple(int(s) for s in image_size)
-    ds = _source(frame, size, cache, cache_dir, resize, progress)
+    ds, to_images = _source(frame, size, cache, cache_dir, resize, progress)
     if training:
         labels = frame["label"].astype("int32").to_numpy()
         ds = _shuffle_or_balance(ds, labels, balance, n_classes, seed)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda x, y: (to_images(x), y), num_parallel_calls=AUTOTUNE, deterministic=True)
     if output == "float32" and training and augment:  # a fresh seed per batch and epoch
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
@@ -208,5 +216,5 @@ def load_array(frame: pd.DataFrame, image_size: tuple[int, int], *, cache: bool 
     labels = frame["label"].astype("int32").to_numpy()
     if cache:
         return image_cache.load_images(frame["path"], size, resize, cache_dir=cache_dir), labels
-    ds = _source(frame, size, False, None, resize, False).batch(1024)
+    ds = _source(frame, size, False, None, resize, False)[0].batch(1024)
     return np.concatenate([x for x, _ in ds.as_numpy_iterator()]), labels
