@@ -1,22 +1,26 @@
 """``python -m skinlib bench``: input-pipeline and training throughput, measured side by side.
 
-``bench pipeline`` reads the same images, the same number of them, one way after the other in
-one process: the seed work's Keras ``ImageDataGenerator.flow_from_dataframe`` (the legacy code
-Keras 3 still ships in ``keras/src/legacy``), a plain ``tf.data`` map with no parallelism,
-caching or prefetch, the skinlib pipeline cold (first epoch, decoding) and warm (later epochs,
-from its cache), and the limit: decode + resize alone, in parallel, without augmentation or
-caching. All augmenting ways use the same augmentation (flips, rotation 0.1 turn, zoom 10%,
-brightness and contrast 10%; ``skinlib.pipeline.augment_batch`` in the tf.data ways, the
-generator's own options plus a contrast function in the seed way). Peak memory per stage is
-the highest resident set size sampled while the stage ran (and its rise over the stage's start).
+``bench pipeline`` reads the same images, the same number of them, every way one after the other
+in one process (the ways and the work each does are in :data:`WAYS`): the seed work's Keras
+``ImageDataGenerator.flow_from_dataframe``, a plain serial ``tf.data`` map, the skinlib pipeline
+cold (decoding into an empty image cache) and warm (reading it; float32 with augmentation, and
+the uint8 feed whose augmentation runs in the model), and the limits: the fastest parallel
+decode + resize (bilinear, no augmentation), the antialiased one the cache pays once, and the
+cache read alone. Every file is read once before the first way (a warm OS file cache for all);
+each way's dataset or iterator is built outside the timer (``build_s``), one batch is read as a
+warm-up, then ``epochs`` timed epochs give the median images/s and its range. Peak memory is the
+highest resident set size sampled while a way ran (and its rise over the way's start).
 
-``bench train`` times training steps of the baseline CNN and ResNet50 (``weights=None``) on
-synthetic tensors: eager, compiled graph, and XLA (``jit_compile``); mixed precision only where a
-GPU exists.
+``bench train`` times training steps of every model the series trains, at its profile's size
+(the notebook 02 CNN in the profile's and the candidate architectures, a DCGAN step, the class-
+expert fusion, ResNet50 stage 2), in float32 and mixed precision (``mixed_bfloat16`` on a CPU,
+``mixed_float16`` on a GPU), as a compiled graph and with XLA, on one in-memory batch; then the
+input-bound share: the same model fed by the real pipeline (warm cache, augmentation) instead.
 
 JSON of ``bench pipeline``: one size gives ``{"size", "image_size", "n_images", "batch_size",
-"results": {name: {"images_per_s", "seconds", "peak_rss_mb", "rss_increase_mb"}}, "ratios"}``
-(DESIGN.md); several sizes give ``{"machine", "runs": [one such object per size]}``.
+"results": {way: {"images_per_s", "images_per_s_range", "seconds", "build_s", "repeats",
+"peak_rss_mb", "rss_increase_mb", "work"}}, "ratios"}`` (DESIGN.md); several sizes give
+``{"machine", "runs": [one such object per size]}``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,24 @@ import platform
 import tempfile
 import threading
 import time
+from pathlib import Path
 from contextlib import contextmanager
 
 import numpy as np
 
-STAGES = ("imagedatagenerator", "naive_tfdata", "skinlib_cold", "skinlib_warm", "decode_limit")
+WAYS = {  # way -> the work one epoch does
+    "imagedatagenerator": "decode+resize (PIL bilinear), augment, float32; serial (the seed way)",
+    "naive_tfdata": "decode, antialiased resize, augment, float32; serial tf.data, no cache",
+    "decode_limit": "decode, bilinear resize, uint8; parallel; no augmentation",
+    "decode_antialias": "decode, antialiased resize, uint8; parallel; no augmentation",
+    "cache_build": "decode, antialiased resize, write the cache; uint8, no augmentation",
+    "skinlib_cold": "decode, antialiased resize, write the cache; augment, float32",
+    "skinlib_warm": "cache read, shuffle, augment, float32",
+    "skinlib_uint8": "cache read, shuffle, uint8 (augmentation runs in the model)",
+    "read_limit": "cache read alone: uint8 slices of the memory-mapped file",
+}
+STAGES = tuple(WAYS)
+COLD = ("cache_build", "skinlib_cold")  # ways that decode into an empty cache
 DEFAULT_SIZES = (64, 128, 224)
 BATCH_SIZE = 32
 
@@ -84,13 +101,17 @@ def consume(batches) -> int:
 
 
 def _timed(make_batches) -> dict:
-    """Images/s, seconds and memory of reading ``make_batches()`` once."""
+    """Images/s, seconds and memory of reading once what ``make_batches()`` returns; the call
+    itself (building a dataset or iterator) is timed apart as ``build_s``."""
+    start = time.perf_counter()
+    batches = make_batches()
+    build = time.perf_counter() - start
     with rss_peak() as mem:
         start = time.perf_counter()
-        n = consume(make_batches())
+        n = consume(batches)
         seconds = time.perf_counter() - start
-    return {"images_per_s": round(n / seconds, 1), "seconds": round(seconds, 3), "n_images": n,
-            **mem}
+    return {"images_per_s": round(n / seconds, 1), "seconds": round(seconds, 3),
+            "build_s": round(build, 3), "n_images": n, **mem}
 
 
 def _guard(fn) -> dict:
@@ -161,66 +182,138 @@ def naive_dataset(frame, image_size, batch_size: int = BATCH_SIZE, seed: int = 0
     return ds.with_options(options)
 
 
-def decode_limit_dataset(frame, image_size, batch_size: int = BATCH_SIZE):
-    """Decode + resize alone, in parallel, batched and prefetched: no augmentation, no cache."""
+def decode_limit_dataset(frame, image_size, batch_size: int = BATCH_SIZE,
+                         method: str = "bilinear"):
+    """Decode + resize alone (uint8), in parallel, batched and prefetched: no augmentation,
+    no cache. ``method="bilinear"`` is the fastest resize; ``antialias`` is what the cache pays."""
     import tensorflow as tf
 
-    from skinlib.pipeline import decode_resize
+    from skinlib.image_cache import decode_resize
 
     size = tuple(int(v) for v in image_size)
     ds = tf.data.Dataset.from_tensor_slices(frame["path"].astype(str).to_numpy())
-    ds = ds.map(lambda p: decode_resize(p, size), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda p: decode_resize(p, size, method), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _cold_epoch(frame, size, batch_size: int, seed: int, folder: Path, output: str = "float32"):
+    """One training epoch that first decodes every image into an empty cache ``folder``."""
+    import shutil
+
+    from skinlib.pipeline import make_dataset
+
+    shutil.rmtree(folder, ignore_errors=True)  # untimed: runs when the generator is made
+
+    def batches():
+        yield from make_dataset(frame, image_size=size, batch_size=batch_size, training=True,
+                                seed=seed, cache_dir=folder, output=output, progress=False)
+    return batches()
+
+
+def _cache_slices(frame, size, folder: Path, batch_size: int):
+    """The frame's cached images as uint8 batches sliced from the memory-mapped shards."""
+    from skinlib import image_cache
+
+    folder_path, found = image_cache.lookup(frame["path"], size, cache_dir=folder,
+                                            progress=False)
+    for shard in found["shard"].unique():
+        data = np.load(folder_path / f"{shard}.npy", mmap_mode="r")
+        for i in range(0, len(data), batch_size):
+            yield np.array(data[i:i + batch_size])
+
+
+def _warm_files(frame) -> None:
+    """Read every file once, so every way starts with the same warm OS file cache."""
+    for path in frame["path"].astype(str):
+        Path(path).read_bytes()
+
+
+def _way_makers(frame, size, batch_size: int, seed: int, tmp: Path) -> dict:
+    """way -> a function returning one epoch's batches (built, not yet read)."""
+    from skinlib.pipeline import make_dataset
+
+    warm = tmp / "cold"
+
+    def skinlib(output):
+        return lambda: make_dataset(frame, image_size=size, batch_size=batch_size,
+                                    training=True, seed=seed, cache_dir=warm, output=output,
+                                    progress=False)
+
+    return {
+        "imagedatagenerator": lambda: imagedatagenerator_batches(frame, size, batch_size, seed),
+        "naive_tfdata": lambda: naive_dataset(frame, size, batch_size, seed),
+        "decode_limit": lambda: decode_limit_dataset(frame, size, batch_size, "bilinear"),
+        "decode_antialias": lambda: decode_limit_dataset(frame, size, batch_size, "antialias"),
+        "cache_build": lambda: _cold_epoch(frame, size, batch_size, seed, warm, "uint8"),
+        "skinlib_cold": lambda: _cold_epoch(frame, size, batch_size, seed, warm),
+        "skinlib_warm": skinlib("float32"),
+        "skinlib_uint8": skinlib("uint8"),
+        "read_limit": lambda: _cache_slices(frame, size, warm, batch_size),
+    }
+
+
+def _summary(parts: list[dict], work: str) -> dict:
+    """Several timed epochs of one way: median images/s with its range, highest memory."""
+    rates = [p["images_per_s"] for p in parts]
+    return {"images_per_s": round(float(np.median(rates)), 1),
+            "images_per_s_range": [min(rates), max(rates)],
+            "seconds": round(float(np.median([p["seconds"] for p in parts])), 3),
+            "build_s": round(float(np.median([p["build_s"] for p in parts])), 3),
+            "repeats": len(parts), "n_images": parts[0]["n_images"],
+            "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
+            "rss_increase_mb": max(p["rss_increase_mb"] for p in parts), "work": work}
+
+
+def _measure_way(name: str, make, repeats: int, warmup) -> dict:
+    """A warm-up batch, then ``repeats`` timed epochs of one way (an error is reported)."""
+    def run():
+        warmup()
+        return _summary([_timed(make) for _ in range(repeats)], WAYS[name])
+    return _guard(run)
 
 
 def pipeline_run(frame, image_size, *, epochs: int = 3, batch_size: int = BATCH_SIZE,
                  seed: int = 0) -> dict:
-    """Every way on the same frame at one size (height, width), one after the other.
+    """Every way of :data:`WAYS` on the same frame at one size (height, width), in turn.
+
+    Args:
+        epochs: timed epochs (repeats) of each way; the figures are their median and range.
 
     Returns:
-        ``{name: {"images_per_s", "seconds", "peak_rss_mb", "rss_increase_mb"}}`` (or
-        ``{"error": ...}`` for a way that failed); ``skinlib_warm`` is the mean over epochs
-        2..``epochs`` of one ``make_dataset(..., training=True)``.
+        ``{way: {"images_per_s", "images_per_s_range", "seconds", "build_s", "repeats",
+        "n_images", "peak_rss_mb", "rss_increase_mb", "work"}}`` (``{"error": ...}`` for a way
+        that failed). The warm and cache-read ways read the cache the last cold epoch wrote.
     """
-    from skinlib.pipeline import make_dataset
+    from itertools import islice
 
-    if epochs < 2:
-        raise ValueError(f"epochs={epochs}: the warm figure needs at least 2 epochs")
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}: time at least 1 epoch of each way (3 for a range)")
     size = tuple(int(v) for v in image_size)
-    out = {"imagedatagenerator": _guard(lambda: _timed(
-        lambda: imagedatagenerator_batches(frame, size, batch_size, seed)))}
-    out["naive_tfdata"] = _guard(lambda: _timed(lambda: naive_dataset(frame, size, batch_size,
-                                                                      seed)))
-    ds = make_dataset(frame, image_size=size, batch_size=batch_size, training=True, seed=seed)
-    out["skinlib_cold"] = _guard(lambda: _timed(lambda: ds))
-    warm = [_guard(lambda: _timed(lambda: ds)) for _ in range(epochs - 1)]
-    out["skinlib_warm"] = _merge(warm)
-    out["decode_limit"] = _guard(lambda: _timed(lambda: decode_limit_dataset(frame, size,
-                                                                             batch_size)))
+    _warm_files(frame)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="skinlib_bench_cache_") as tmp:
+        makers = _way_makers(frame, size, batch_size, seed, Path(tmp))
+        for name, make in makers.items():
+            first = (lambda: _cold_epoch(frame.iloc[:batch_size], size, batch_size, seed,
+                                         Path(tmp) / "warmup")) if name in COLD else make
+            out[name] = _measure_way(name, make, epochs,
+                                     lambda first=first: consume(islice(first(), 1)))
     return out
 
 
-def _merge(parts: list[dict]) -> dict:
-    """Several timed epochs as one figure (images over total seconds, highest memory)."""
-    bad = [p for p in parts if "error" in p]
-    if bad:
-        return bad[0]
-    n, sec = sum(p["n_images"] for p in parts), sum(p["seconds"] for p in parts)
-    return {"images_per_s": round(n / sec, 1), "seconds": round(sec, 3), "n_images": n,
-            "epochs": len(parts), "peak_rss_mb": max(p["peak_rss_mb"] for p in parts),
-            "rss_increase_mb": max(p["rss_increase_mb"] for p in parts)}
-
-
 def ratios(results: dict) -> dict:
-    """The ratios the issue asks for (None where a way failed)."""
+    """Each way against the seed way and against the limits (None where a way failed)."""
     def r(a, b):
         x, y = results.get(a, {}).get("images_per_s"), results.get(b, {}).get("images_per_s")
         return round(x / y, 2) if x and y else None
 
-    return {"skinlib_warm / imagedatagenerator": r("skinlib_warm", "imagedatagenerator"),
-            "skinlib_cold / imagedatagenerator": r("skinlib_cold", "imagedatagenerator"),
-            "skinlib_warm / decode_limit": r("skinlib_warm", "decode_limit"),
-            "skinlib_warm / naive_tfdata": r("skinlib_warm", "naive_tfdata")}
+    pairs = [("skinlib_warm", "imagedatagenerator"), ("skinlib_uint8", "imagedatagenerator"),
+             ("skinlib_cold", "imagedatagenerator"), ("skinlib_warm", "naive_tfdata"),
+             ("cache_build", "decode_limit"), ("cache_build", "decode_antialias"),
+             ("skinlib_cold", "decode_limit"),
+             ("decode_antialias", "decode_limit"), ("skinlib_warm", "read_limit"),
+             ("skinlib_uint8", "read_limit")]
+    return {f"{a} / {b}": r(a, b) for a, b in pairs}
 
 
 def machine() -> dict:
@@ -261,18 +354,20 @@ def bench_pipeline(data: str, sizes=DEFAULT_SIZES, *, limit: int | None = None, 
 
 
 def format_pipeline(report: dict) -> str:
-    """The pipeline figures as a text table."""
+    """The pipeline figures as a text table: median images/s, range, memory, the work done."""
     runs = report.get("runs") or [report]
-    lines = [f"{'size':>9}  {'way':20s} {'images/s':>10} {'peak RSS MB':>12} {'+RSS MB':>8}"]
+    lines = [f"{'size':>9}  {'way':18s} {'images/s':>9} {'range':>17} {'peak MB':>8} "
+             f"{'+MB':>6}  work"]
     for run in runs:
         hw = "x".join(map(str, run["image_size"]))
         for name in STAGES:
             r = run["results"].get(name, {})
             if "error" in r:
-                lines.append(f"{hw:>9}  {name:20s} error: {r['error']}")
+                lines.append(f"{hw:>9}  {name:18s} error: {r['error']}")
                 continue
-            lines.append(f"{hw:>9}  {name:20s} {r['images_per_s']:>10.1f} "
-                         f"{r['peak_rss_mb']:>12.0f} {r['rss_increase_mb']:>8.0f}")
+            lo, hi = r["images_per_s_range"]
+            lines.append(f"{hw:>9}  {name:18s} {r['images_per_s']:>9.1f} {lo:>8.0f}-{hi:<8.0f} "
+                         f"{r['peak_rss_mb']:>8.0f} {r['rss_increase_mb']:>6.0f}  {r['work']}")
         lines += [f"{'':>9}  {k} = {v}" for k, v in run["ratios"].items()]
     return "\n".join(lines)
 
@@ -281,100 +376,216 @@ def format_pipeline(report: dict) -> str:
 # training throughput
 # --------------------------------------------------------------------------------------------
 
-def _model(name: str, image_size, n_classes: int, arch: str):
-    """The baseline CNN or ResNet50 (random weights) for a size."""
-    import keras
+TRAIN_MODELS = ("cnn", "dcgan", "experts", "resnet50")
+MODES = ("graph", "xla")
 
+
+def _precisions() -> tuple[str, str]:
+    """float32 and the mixed precision this machine has: bfloat16 on a CPU, float16 on a GPU."""
+    import tensorflow as tf
+
+    return "float32", ("mixed_float16" if tf.config.list_physical_devices("GPU")
+                       else "mixed_bfloat16")
+
+
+def _builder(name: str, p, n_classes: int, arch: str | None = None):
+    """``(build, input_shape, batch_size)`` of one model of the series at its profile size.
+
+    ``build()`` returns an uncompiled model; the DCGAN is the whole two-network train step.
+    """
     if name == "cnn":
         from skinlib.models.cnn import build_cnn
 
-        return build_cnn(tuple(image_size), n_classes, arch=arch)
+        return (lambda: build_cnn(tuple(p.image_size), n_classes, arch=arch or p.cnn_arch),
+                tuple(p.image_size), p.batch_size)
+    if name == "experts":
+        from skinlib.models.dcgan import build_discriminator
+        from skinlib.models.experts import build_expert_model
+
+        def build():
+            discs = {dx: build_discriminator(p.gan_size, p.gan_filters) for dx in p.gan_classes}
+            return build_expert_model(discs, tuple(p.image_size), n_classes)
+        return build, tuple(p.image_size), p.batch_size
     if name == "resnet50":
-        inputs = keras.Input((*image_size, 3))
-        x = keras.applications.resnet50.preprocess_input(inputs)
-        base = keras.applications.ResNet50(weights=None, include_top=False, pooling="avg",
-                                           input_shape=(*image_size, 3))
-        outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32")(base(x))
-        return keras.Model(inputs, outputs, name="resnet50")
-    raise ValueError(f"model {name!r}: use cnn or resnet50")
+        from skinlib.models.transfer import build_resnet50, set_stage
+
+        def build():  # stage 2, the slower stage: the top of the base trains too
+            model = build_resnet50(tuple(p.transfer_size), n_classes, weights=None,
+                                   mixed_precision=False)
+            set_stage(model, 2, p.transfer_unfreeze_from)
+            return model
+        return build, tuple(p.transfer_size), p.batch_size
+    if name == "dcgan":
+        from skinlib.models import dcgan
+
+        def build():
+            return dcgan.DCGAN(dcgan.build_generator(p.gan_size, p.gan_latent_dim, p.gan_filters),
+                               dcgan.build_discriminator(p.gan_size, p.gan_filters),
+                               p.gan_latent_dim, diffaugment=p.gan_diffaugment, seed=p.seed)
+        return build, (p.gan_size, p.gan_size), p.gan_batch_size
+    raise ValueError(f"model {name!r}: use one of {TRAIN_MODELS}")
 
 
-def train_rate(name: str, image_size, *, mode: str, batch_size: int, steps: int,
-               n_classes: int = 7, arch: str = "gap", mixed: bool = False, seed: int = 0) -> dict:
-    """Training images/s of one model in one mode (``eager``, ``graph``, ``xla``).
+def _compile(model, mode: str, steps_per_execution: int = 1) -> None:
+    """Compile as the trainers do (Adam), eagerly, as a graph, or with XLA."""
+    import keras
 
-    Two warm-up steps (tracing, compilation) are timed apart as ``first_steps_s``.
+    from skinlib.models.dcgan import DCGAN
+
+    kw = dict(run_eagerly=mode == "eager", jit_compile=mode == "xla",
+              steps_per_execution=steps_per_execution)
+    if isinstance(model, DCGAN):
+        model.compile(**kw)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
+                      loss="sparse_categorical_crossentropy", **kw)
+
+
+def memory_batches(shape, batch_size: int, n_classes: int = 7, seed: int = 0):
+    """One in-memory batch (float32 [0, 255], labels), repeated: training without input cost."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 255, (batch_size, *shape, 3)).astype("float32")
+    y = rng.integers(0, n_classes, batch_size).astype("int32")
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+def train_rate(build, data, *, mode: str, steps: int, batch_size: int,
+               precision: str = "float32", steps_per_execution: int = 1) -> dict:
+    """Training images/s of ``build()`` fed by ``data`` (an endless dataset) in one mode.
+
+    Two warm-up steps (tracing, XLA compilation) are timed apart as ``first_steps_s``.
     """
     import keras
 
-    if mode not in ("eager", "graph", "xla"):
+    if mode not in ("eager", *MODES):
         raise ValueError(f"mode={mode!r}: use eager, graph or xla")
     keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(precision)
     try:
-        model = _model(name, image_size, n_classes, arch)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
-                      run_eagerly=mode == "eager", jit_compile=mode == "xla")
-        rng = np.random.default_rng(seed)
-        x = rng.uniform(0, 255, (batch_size, *image_size, 3)).astype("float32")
-        y = rng.integers(0, n_classes, batch_size).astype("int32")
+        model = build()
+        _compile(model, mode, steps_per_execution)
         start = time.perf_counter()
-        for _ in range(2):
-            model.train_on_batch(x, y)
+        model.fit(data, epochs=1, steps_per_epoch=2 * steps_per_execution, verbose=0)
         first = time.perf_counter() - start
         start = time.perf_counter()
-        for _ in range(steps):
-            loss = model.train_on_batch(x, y)
+        model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
         seconds = time.perf_counter() - start
-        np.asarray(loss)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return {"images_per_s": round(steps * batch_size / seconds, 1), "seconds": round(seconds, 3),
             "steps": steps, "first_steps_s": round(first, 2)}
 
 
-def bench_train(profile: str = "quick", *, steps: int = 20, models=("cnn", "resnet50"),
-                modes=("eager", "graph", "xla")) -> dict:
-    """:func:`train_rate` of each model and mode at the profile's sizes (CNN: ``image_size``,
-    ResNet50: ``transfer_size``), plus mixed precision where a GPU exists."""
-    import tensorflow as tf
+def _share(memory: dict, fed: dict) -> float | None:
+    """The input-bound share of a step: 1 - (images/s fed by the pipeline) / (in memory)."""
+    a, b = memory.get("images_per_s"), fed.get("images_per_s")
+    return round(max(0.0, 1.0 - b / a), 3) if a and b else None
 
+
+def _fed_rates(build, shape, batch_size: int, frame, p, steps: int, cache_dir) -> dict:
+    """The model fed by the real pipeline (warm cache): augmentation in the pipeline (float32),
+    and uint8 batches with the augmentation inside the model (:func:`with_augment`)."""
+    from skinlib.pipeline import make_dataset, with_augment
+
+    common = dict(image_size=shape, batch_size=batch_size, training=True, augment=p.augment,
+                  seed=p.seed, cache_dir=cache_dir, progress=False)
+    float_ds = make_dataset(frame, **common).repeat()
+    uint8_ds = make_dataset(frame, output="uint8", **common).repeat()
+    kw = dict(mode="graph", steps=steps, batch_size=batch_size)
+    return {"pipeline": _guard(lambda: train_rate(build, float_ds, **kw)),
+            "pipeline_uint8_model_augment": _guard(lambda: train_rate(
+                lambda: with_augment(build(), seed=p.seed), uint8_ds, **kw))}
+
+
+def _model_rates(build, shape, batch_size: int, *, steps: int, modes, precisions,
+                 steps_per_execution: int, gan: bool) -> dict:
+    """Images/s of one model on in-memory batches in each precision and mode."""
+    data = memory_batches(shape, batch_size)
+    if gan:  # the DCGAN trains on real images in [-1, 1], no labels
+        data = data.map(lambda x, y: x / 127.5 - 1.0)
+    out = {}
+    for precision in precisions:
+        for mode in modes:
+            out[f"{precision}_{mode}"] = _guard(lambda: train_rate(
+                build, data, mode=mode, steps=steps, batch_size=batch_size,
+                precision=precision, steps_per_execution=steps_per_execution))
+    return out
+
+
+def _bench_frame(data: str | None, n: int, tmp: Path):
+    """The catalog the pipeline-fed runs read: ``data``'s first ``n`` rows, or fake images."""
+    from skinlib.data import load_catalog, make_fake_dataset
+
+    if data is None:
+        data = str(make_fake_dataset(tmp / "fake", n_images=max(n, 140), seed=0))
+    catalog = load_catalog(data, run_dir=tmp / "run")
+    return catalog.iloc[:n].reset_index(drop=True)
+
+
+def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
+                modes=MODES, precisions=None, cnn_archs=None, data: str | None = None,
+                steps_per_execution: int = 1) -> dict:
+    """Training images/s of each model of the series at its profile size, side by side.
+
+    Args:
+        models: among ``cnn``, ``dcgan``, ``experts``, ``resnet50``.
+        modes: among ``eager``, ``graph``, ``xla``.
+        precisions: Keras dtype policies (default float32 and this machine's mixed one).
+        cnn_archs: CNN architectures to compare (default the profile's and ``gap1``).
+        data: dataset the pipeline-fed runs read (default a fake dataset of the same sizes).
+        steps_per_execution: Keras ``steps_per_execution`` of the in-memory runs.
+
+    Returns:
+        ``{"profile", "steps", "precisions", "machine", "results": {model: {"image_size",
+        "batch_size", "<precision>_<mode>": {...}, "pipeline": {...},
+        "pipeline_uint8_model_augment": {...}, "input_bound_share", ...}}}``; the pipeline-fed
+        figures are float32 graph, against ``float32_graph`` (the DCGAN trains from an
+        in-memory array, so it has none).
+    """
     from skinlib.config import get_profile
 
     p = get_profile(profile)
-    sizes = {"cnn": tuple(p.image_size), "resnet50": tuple(p.transfer_size)}
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    out = {"profile": p.name, "batch_size": p.batch_size, "steps": steps, "machine": machine(),
-           "mixed_precision": "measured" if gpu else "no GPU: mixed precision not measured",
-           "results": {}}
-    for name in models:
-        res = {"image_size": list(sizes[name])}
-        for mode in modes:
-            res[mode] = _guard(lambda: train_rate(name, sizes[name], mode=mode,
-                                                  batch_size=p.batch_size, steps=steps,
-                                                  arch=p.cnn_arch))
-            if gpu:
-                res[f"{mode}_mixed"] = _guard(lambda: train_rate(
-                    name, sizes[name], mode=mode, batch_size=p.batch_size, steps=steps,
-                    arch=p.cnn_arch, mixed=True))
-        out["results"][name] = res
+    precisions = tuple(precisions or _precisions())
+    archs = list(dict.fromkeys(cnn_archs or (p.cnn_arch, "gap1")))
+    runs = [(f"cnn_{a}" if m == "cnn" else m, m, a if m == "cnn" else None)
+            for m in models for a in (archs if m == "cnn" else [None])]
+    out = {"profile": p.name, "steps": steps, "steps_per_execution": steps_per_execution,
+           "precisions": list(precisions), "machine": machine(), "results": {}}
+    with tempfile.TemporaryDirectory(prefix="skinlib_bench_train_") as tmp:
+        frame = _bench_frame(data, max(256, 2 * p.batch_size), Path(tmp))
+        for name, model, arch in runs:
+            build, shape, bs = _builder(model, p, 7, arch)
+            res = {"image_size": list(shape), "batch_size": bs}
+            res.update(_model_rates(build, shape, bs, steps=steps, modes=modes,
+                                    precisions=precisions, gan=name == "dcgan",
+                                    steps_per_execution=steps_per_execution))
+            if name != "dcgan":
+                res.update(_fed_rates(build, shape, bs, frame, p, steps, Path(tmp) / "cache"))
+                res["input_bound_share"] = _share(res.get("float32_graph", {}), res["pipeline"])
+                res["input_bound_share_uint8"] = _share(res.get("float32_graph", {}),
+                                                        res["pipeline_uint8_model_augment"])
+            out["results"][name] = res
     return out
 
 
 def format_train(report: dict) -> str:
     """The training figures as a text table."""
-    lines = [f"profile {report['profile']}, batch {report['batch_size']}, {report['steps']} steps;"
-             f" {report['mixed_precision']}",
-             f"{'model':10s} {'size':>9} {'mode':12s} {'images/s':>10} {'first 2 steps s':>16}"]
+    lines = [f"profile {report['profile']}, {report['steps']} steps; precisions "
+             f"{', '.join(report['precisions'])}",
+             f"{'model':10s} {'size':>9} {'batch':>5} {'run':30s} {'images/s':>9} "
+             f"{'first 2 steps s':>15}"]
     for name, res in report["results"].items():
         hw = "x".join(map(str, res["image_size"]))
-        for mode, r in res.items():
-            if mode == "image_size":
+        for run, r in res.items():
+            if not isinstance(r, dict):
                 continue
-            if "error" in r:
-                lines.append(f"{name:10s} {hw:>9} {mode:12s} error: {r['error']}")
-            else:
-                lines.append(f"{name:10s} {hw:>9} {mode:12s} {r['images_per_s']:>10.1f} "
-                             f"{r['first_steps_s']:>16.2f}")
+            head = f"{name:10s} {hw:>9} {res['batch_size']:>5} {run:30s}"
+            lines.append(f"{head} error: {r['error']}" if "error" in r else
+                         f"{head} {r['images_per_s']:>9.1f} {r['first_steps_s']:>15.2f}")
+        for key in ("input_bound_share", "input_bound_share_uint8"):
+            if key in res:
+                lines.append(f"{name:10s} {key} = {res[key]}")
     return "\n".join(lines)
 

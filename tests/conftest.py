@@ -9,6 +9,22 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache_dir(tmp_path_factory):
+    """The session's decoded-image caches go to a temporary folder, not ~/.cache/skinlib
+    (notebooks run by the smoke tests inherit it through the environment)."""
+    import os
+
+    before = os.environ.get("SKINLIB_CACHE_DIR")
+    folder = tmp_path_factory.mktemp("image_cache")
+    os.environ["SKINLIB_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("SKINLIB_CACHE_DIR", None)
+    else:
+        os.environ["SKINLIB_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def fake_root(tmp_path_factory) -> Path:
     """A 420-image fake HAM10000 folder in the Kaggle layout, written once per session."""

@@ -74,3 +74,210 @@ def test_load_array(catalog):
     x, y = pipeline.load_array(catalog.iloc[:10], (24, 32))
     assert x.shape == (10, 24, 32, 3) and x.dtype == np.uint8
     np.testing.assert_array_equal(y, catalog["label"].iloc[:10])
+
+
+# --------------------------------------------------------------------------------------------
+# the decoded-image cache
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """How many images each cache build decoded (a spy on image_cache._decode_into)."""
+    from skinlib import image_cache
+
+    calls = []
+    real = image_cache._decode_into
+
+    def spy(array, paths, *args, **kwargs):
+        calls.append(len(paths))
+        return real(array, paths, *args, **kwargs)
+
+    monkeypatch.setattr(image_cache, "_decode_into", spy)
+    return calls
+
+
+def _images(ds):
+    return np.concatenate([x.numpy() for x, _ in ds])
+
+
+def test_cache_built_once_then_reused(catalog, tmp_path, decodes):
+    frame = catalog.iloc[:40]
+    first = _images(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16,
+                                          cache_dir=tmp_path))
+    npy = list((tmp_path / "24x32_antialias").glob("*.npy"))
+    assert decodes == [40] and len(npy) == 1
+    mtime = npy[0].stat().st_mtime_ns
+    again = _images(pipeline.make_dataset(frame.iloc[::-1], image_size=(24, 32), batch_size=16,
+                                          cache_dir=tmp_path))
+    train = pipeline.make_dataset(frame.iloc[:30], image_size=(24, 32), batch_size=16,
+                                  cache_dir=tmp_path, training=True)
+    next(iter(train))
+    assert decodes == [40]  # neither a reordered frame nor a subset decodes again
+    assert npy[0].stat().st_mtime_ns == mtime
+    np.testing.assert_array_equal(again, first[::-1])
+
+
+def test_cache_pixels_equal_the_direct_decode(catalog, tmp_path):
+    frame = catalog.iloc[:24]
+    direct = _images(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=8,
+                                           cache=False))
+    cached = _images(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=8,
+                                           cache_dir=tmp_path))
+    np.testing.assert_array_equal(cached, direct)
+    one = pipeline.decode_resize(frame["path"].iloc[3], (24, 32)).numpy()
+    np.testing.assert_array_equal(cached[3], one)
+    x, _ = pipeline.load_array(frame, (24, 32), cache_dir=tmp_path)
+    np.testing.assert_array_equal(x, direct.astype(np.uint8))
+
+
+def test_cache_is_keyed_by_size_and_method(catalog, tmp_path, decodes):
+    frame = catalog.iloc[:10]
+    a, _ = pipeline.load_array(frame, (24, 32), cache_dir=tmp_path)
+    b, _ = pipeline.load_array(frame, (12, 16), cache_dir=tmp_path)
+    c, _ = pipeline.load_array(frame, (24, 32), cache_dir=tmp_path, resize="bilinear")
+    assert decodes == [10, 10, 10]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "12x16_antialias", "24x32_antialias", "24x32_bilinear"]
+    assert b.shape == (10, 12, 16, 3) and not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="resize method 'area'"):
+        pipeline.load_array(frame, (24, 32), cache_dir=tmp_path, resize="area")
+
+
+def test_rows_outside_the_cache_are_decoded_alone(catalog, tmp_path, decodes):
+    """Notebook 04's GAN PNGs: only the new files are decoded, into a second shard."""
+    from PIL import Image
+
+    real = catalog.iloc[:20]
+    pipeline.load_array(real, (24, 32), cache_dir=tmp_path)
+    gan = []
+    for i in range(3):
+        path = tmp_path / f"gan_{i}.png"
+        Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)).save(path)
+        gan.append({"path": str(path), "label": 1, "synthetic": True})
+    mixed = pd.concat([real.assign(synthetic=False), pd.DataFrame(gan)], ignore_index=True)
+    x = _images(pipeline.make_dataset(mixed, image_size=(24, 32), batch_size=8,
+                                      cache_dir=tmp_path, training=True, augment=False))
+    assert decodes == [20, 3] and len(x) == 23
+    assert len(list((tmp_path / "24x32_antialias").glob("*.npy"))) == 2
+    cached, _ = pipeline.load_array(pd.DataFrame(gan).drop(columns="synthetic"), (24, 32),
+                                    cache_dir=tmp_path)
+    assert decodes == [20, 3]
+    np.testing.assert_array_equal(cached[:, 0, 0, 0], [0, 40, 80])
+
+
+def test_a_changed_file_is_decoded_again_and_dead_shards_pruned(catalog, tmp_path, decodes):
+    import os
+    import shutil
+
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    paths = [shutil.copy(p, folder / f"{i}.jpg") for i, p in enumerate(catalog["path"][:4])]
+    frame = pd.DataFrame({"path": [str(p) for p in paths], "label": 0})
+    pipeline.load_array(frame, (24, 32), cache_dir=tmp_path)
+    st = os.stat(paths[0])
+    os.utime(paths[0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    pipeline.load_array(frame, (24, 32), cache_dir=tmp_path)
+    assert decodes == [4, 1]
+    shutil.rmtree(folder)
+    pipeline.load_array(catalog.iloc[:2], (24, 32), cache_dir=tmp_path)
+    assert len(list((tmp_path / "24x32_antialias").glob("*.npy"))) == 1  # the copies' shards
+
+
+def test_bad_or_missing_image_is_named(catalog, tmp_path):
+    bad = tmp_path / "ISIC_bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    frame = pd.concat([catalog.iloc[:5], pd.DataFrame({"path": [str(bad)], "label": [0]})])
+    with pytest.raises(ValueError, match=r"ISIC_bad\.jpg: TensorFlow cannot decode"):
+        pipeline.make_dataset(frame, image_size=(24, 32), batch_size=4, cache_dir=tmp_path)
+    gone = frame.assign(path=[*frame["path"][:5], str(tmp_path / "ISIC_gone.jpg")])
+    for cache in (True, False):
+        with pytest.raises(FileNotFoundError, match="ISIC_gone.jpg"):
+            pipeline.make_dataset(gone, image_size=(24, 32), batch_size=4, cache=cache,
+                                  cache_dir=tmp_path)
+    assert not list((tmp_path / "24x32_antialias").glob("*.npy"))  # nothing half-written
+
+
+def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
+    from skinlib import image_cache
+
+    monkeypatch.setenv("SKINLIB_CACHE_DIR", str(tmp_path / "env"))
+    assert image_cache.size_folder((24, 32)) == tmp_path / "env" / "24x32_antialias"
+    assert image_cache.cache_root(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("SKINLIB_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert image_cache.cache_root() == tmp_path / "xdg" / "skinlib" / "images"
+
+
+# --------------------------------------------------------------------------------------------
+# uint8 batches and augmentation inside the model
+# --------------------------------------------------------------------------------------------
+
+def test_uint8_output_is_never_augmented_in_the_pipeline(catalog):
+    frame = catalog.iloc[:16]
+    ev = next(iter(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16)))[0]
+    tr = next(iter(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16,
+                                         training=True, output="uint8", seed=3)))[0].numpy()
+    assert tr.dtype == np.uint8
+    key = lambda arr: sorted(map(float, arr.reshape(len(arr), -1).sum(1)))  # noqa: E731
+    np.testing.assert_allclose(key(tr.astype(np.float32)), key(ev.numpy()), rtol=1e-6)
+    with pytest.raises(ValueError, match="output='int8'"):
+        pipeline.make_dataset(frame, image_size=(24, 32), batch_size=4, output="int8")
+
+
+def test_augment_layer(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).integers(0, 256, (8, 12, 16, 3)).astype("uint8")
+    layer = pipeline.Augment(seed=1, rotation=0.0, zoom=0.0)
+    np.testing.assert_array_equal(layer(tf.constant(x)).numpy(), x.astype("float32"))
+    out = layer(tf.constant(x), training=True).numpy()
+    assert out.dtype == np.float32 and out.shape == x.shape and 0 <= out.min() <= out.max() <= 255
+    assert not np.allclose(out, x) and not np.allclose(out, layer(x, training=True).numpy())
+    inputs = keras.Input((12, 16, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(pipeline.Augment(2)(inputs)))
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert again.layers[1].get_config()["seed"] == 2 and again.layers[1].ranges["zoom"] == 0.1
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+STRATEGY_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from skinlib import data, pipeline
+from skinlib.models.cnn import build_cnn
+frame = data.load_local(sys.argv[1]).iloc[:64]
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+ds = pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16, training=True,
+                           output="uint8", cache_dir=sys.argv[2], progress=False)
+with strategy.scope():
+    model = pipeline.with_augment(build_cnn((24, 32), 7, arch="gap1"), seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+hist = model.fit(ds, epochs=2, verbose=0)
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": hist.history["loss"],
+                  "input_dtype": model.inputs[0].dtype}))
+"""
+
+
+def test_uint8_batches_train_under_a_two_device_strategy(fake_root, tmp_path):
+    """The GPU path on the CPU: MirroredStrategy over two logical devices, uint8 batches,
+    augmentation inside the model (a subprocess: logical devices are set once per process).
+
+    Not with ``steps_per_execution`` > 1: under MirroredStrategy that fails in TF 2.21 /
+    Keras 3.15 ("You must feed a value for placeholder tensor"); it works on one device.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, "-c", STRATEGY_SCRIPT, str(fake_root), str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["input_dtype"] == "uint8"
+    assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
