@@ -30,8 +30,8 @@ import platform
 import tempfile
 import threading
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 
