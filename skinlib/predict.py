@@ -127,8 +127,8 @@ def iter_chunks(paths, *, chunk: int = 64, progress: bool = False):
                     text = str(err)
                     part.failed.append({"path": str(p),
                                         "problem": text.removeprefix(f"{p}: ")})
-            bar.update(len(paths[start:start + chunk]))
             yield part
+            bar.update(len(paths[start:start + chunk]))  # read and processed by the caller
 
 
 # --------------------------------------------------------------------------------------------
