@@ -16,7 +16,8 @@ PROFILES = ("smoke", "quick", "full")
 # The series, in the order it runs (``notebooks/<name>.ipynb``).
 NOTEBOOKS = (
     "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
-    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "08_results",
+    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "09_drift_monitor",
+    "08_results",
 )
 
 
