@@ -127,7 +127,8 @@ def features(model, images, size, *, paths=None, x=None, batch_size: int = 64,
     emb_model = emb_model or embedding_model(model)
     if x is None:
         x = np.stack([resize_for_model(im, size) for im in images])
-    emb, probs = emb_model.predict(x, batch_size=batch_size, verbose=0)
+    outs = [emb_model.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    emb, probs = (np.concatenate([o[j] for o in outs]) for j in (0, 1))
     return Features(list(paths) if paths is not None else [None] * len(images),
                     np.asarray(emb, np.float32).reshape(len(images), -1),
                     np.asarray(probs, np.float64), np.stack([image_stats(im) for im in images]))
@@ -368,10 +369,13 @@ def format_report(report: dict) -> str:
 # graded shifts and repeated batches (notebook 09)
 # --------------------------------------------------------------------------------------------
 
-# strength levels, mildest first: brightness added (share of 255); Gaussian blur sigma (px at
-# 150 px height); JPEG quality (lower is stronger); colour cast (red x (1 + s), blue x (1 - s))
-CORRUPTIONS = {"brightness": (0.05, 0.1, 0.2, 0.3), "blur": (0.5, 1.0, 2.0, 4.0),
-               "jpeg": (80, 50, 25, 10), "colour_cast": (0.05, 0.1, 0.2, 0.3)}
+# Strength levels, mildest first: brightness added (share of 255); Gaussian blur sigma (px at
+# 150 px height); JPEG quality (lower is stronger); colour cast (red x (1 + s), blue x (1 - s)).
+# Chosen on the real 200x150 images so that the input-statistics tests alone go from rarely to
+# always flagging batches of 200 (brightness 0.01: 10%, 0.05: 100%; colour cast 0.02: 10%,
+# 0.05: 100%; JPEG 90: 0%, 70: 90%; blur 0.25: 0%, 0.5: 100%).
+CORRUPTIONS = {"brightness": (0.01, 0.02, 0.05, 0.1), "blur": (0.25, 0.35, 0.5, 1.0),
+               "jpeg": (90, 80, 70, 50), "colour_cast": (0.01, 0.02, 0.035, 0.05)}
 
 
 def corrupt(image, kind: str, strength: float) -> np.ndarray:
