@@ -27,26 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="retrain what the run folder has done")
     r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default none)")
 
-    pr = sub.add_parser("predict", help="classify images with the model's decision rule, "
-                        "input check and optional Grad-CAM overlays")
-    pr.add_argument("images", nargs="+", help="JPEG/PNG files or folders")
-    pr.add_argument("--model", required=True, help="a .keras model file written by skinlib")
-    pr.add_argument("--gradcam", default=None, metavar="DIR", help="write overlays here")
-    pr.add_argument("--json", action="store_true", help="print JSON")
-    pr.add_argument("--csv", default=None, metavar="FILE",
-                    help="write path, class, one probability per class, input_score, flagged")
-    pr.add_argument("--show-argmax", action="store_true",
-                    help="show the argmax class beside the decided one where they differ")
-    pr.add_argument("--top", type=int, default=3)
-
-    mo = sub.add_parser("monitor", help="is a batch of images like a run's validation images?")
-    mo.add_argument("--model", required=True, help="a .keras model file written by skinlib")
-    mo.add_argument("--reference", required=True, metavar="RUN", help="the model's run folder")
-    mo.add_argument("--data", required=True, metavar="FOLDER", help="the new images")
-    mo.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
-    mo.add_argument("--alpha", type=float, default=0.05, help="family-wise level (Bonferroni)")
-    mo.add_argument("--permutations", type=int, default=2000, help="of the MMD test")
-    mo.add_argument("--seed", type=int, default=0)
+    _add_predict(sub)
+    _add_monitor(sub)
 
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -77,6 +59,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_predict(sub) -> None:
+    """The ``predict`` command's arguments."""
+    pr = sub.add_parser("predict", help="classify images with the model's decision rule, "
+                        "input check and optional Grad-CAM overlays")
+    pr.add_argument("images", nargs="+", help="JPEG/PNG files or folders")
+    pr.add_argument("--model", required=True, help="a .keras model file written by skinlib")
+    pr.add_argument("--gradcam", default=None, metavar="DIR", help="write overlays here")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.add_argument("--csv", default=None, metavar="FILE",
+                    help="write path, class, one probability per class, input_score, flagged")
+    pr.add_argument("--show-argmax", action="store_true",
+                    help="show the argmax class beside the decided one where they differ")
+    pr.add_argument("--top", type=int, default=3)
+
+
+def _add_monitor(sub) -> None:
+    """The ``monitor`` command's arguments."""
+    mo = sub.add_parser("monitor", help="is a batch of images like a run's validation images?")
+    mo.add_argument("--model", required=True, help="a .keras model file written by skinlib")
+    mo.add_argument("--reference", required=True, metavar="RUN", help="the model's run folder")
+    mo.add_argument("--data", required=True, metavar="FOLDER", help="the new images")
+    mo.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
+    mo.add_argument("--alpha", type=float, default=0.05, help="family-wise level (Bonferroni)")
+    mo.add_argument("--permutations", type=int, default=2000, help="of the MMD test")
+    mo.add_argument("--seed", type=int, default=0)
+
+
 def _cmd_run(a) -> int:
     from skinlib.runner import parse_sets, run_series
 
@@ -100,6 +109,7 @@ def _cmd_data(a) -> int:
 
 
 def _cmd_predict(a) -> int:
+    """Classify images with the model's card; print text or JSON, optionally write a CSV."""
     from skinlib.predict import format_text, predict_files, write_csv
 
     report = predict_files(a.model, list(a.images), gradcam_dir=a.gradcam, top=a.top)
@@ -112,6 +122,7 @@ def _cmd_predict(a) -> int:
 
 
 def _cmd_monitor(a) -> int:
+    """Test a folder of images against a run's reference; print the verdict, write the report."""
     from skinlib import monitor
     from skinlib.rundir import json_types
 

@@ -443,6 +443,7 @@ def bench(model_path=None, *, n: int = 20, repeats: int = 3) -> dict:
     with tempfile.TemporaryDirectory(prefix="skinlib_bench_predict_") as tmp:
         tmp = Path(tmp)
         images = _bench_images(tmp, n)
+        label = str(model_path or "an untrained baseline CNN (gap, 48x64 input)")
         if model_path is None:
             from skinlib.models.cnn import build_cnn
 
@@ -458,7 +459,7 @@ def bench(model_path=None, *, n: int = 20, repeats: int = 3) -> dict:
                         "--gradcam", str(tmp / "cams_cli"), str(images)], check=True,
                        capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         command = time.perf_counter() - start
-    return {"n_images": n, "image_size": [600, 450], "model": str(model_path), "gradcam": True,
+    return {"n_images": n, "image_size": [600, 450], "model": label, "gradcam": True,
             "seconds_median": float(np.median(times)), "seconds_range": [min(times), max(times)],
             "seconds_command": command, "repeats": repeats, "cpus": os.cpu_count(),
             "load_average_1min": os.getloadavg()[0]}

@@ -175,3 +175,21 @@ def test_monitor_command_unusable_input_exits_2(tiny, tmp_path, capsys):
     rc = main(["monitor", "--model", str(tiny.run.models / "02_tiny.keras"), "--reference",
                str(tmp_path), "--data", str(few)])
     assert rc == 2 and "not a skinlib run folder" in capsys.readouterr().err
+
+
+def test_reference_without_a_card_comes_from_the_runs_validation_split(tiny, tmp_path):
+    from skinlib.predict import Predictor
+    from skinlib.rundir import read_card
+
+    bare = tiny.run.models / "bare_copy.keras"
+    shutil.copy(tiny.run.models / "02_tiny.keras", bare)
+    try:
+        predictor = Predictor(bare)
+        assert not predictor.card.known and predictor.card.check is None
+        computed = monitor.reference_features(predictor, tiny.run.root)
+    finally:
+        bare.unlink()
+    _, saved = read_card(tiny.run.models / "02_tiny.keras")
+    assert [p.split("/")[-1] for p in computed.paths] == list(saved["path"])
+    assert np.allclose(computed.embeddings, saved["embeddings"], atol=1e-5)
+    assert np.allclose(computed.stats, saved["stats"])
