@@ -152,7 +152,8 @@ def from_json(card: dict, arrays: dict | None) -> ModelCard:
                                    threshold=ic.get("threshold"),
                                    target=ic.get("false_alarm_target", 0.02))
     return ModelCard(classes=list(card["classes"]), rule=card["decision"],
-                     temperature=card.get("temperature"), training_priors=card.get("training_priors"),
+                     temperature=card.get("temperature"),
+                     training_priors=card.get("training_priors"),
                      check=check, reference=reference, data=card)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 STATS = ("brightness", "contrast", "saturation", "red", "blue", "sharpness", "size")
 CHECK_STATS = STATS[:6]  # the input check ignores the file's size: every image is resized
@@ -259,7 +260,8 @@ def mmd_test(x, y, *, n_perm: int = 2000, seed: int = 0, chunk: int = 250) -> di
     permutation p-value ``(1 + #{perm >= observed}) / (1 + n_perm)``."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     if len(x) < 2 or len(y) < 2:
-        raise ValueError(f"the MMD test needs at least 2 rows per sample, got {len(x)} and {len(y)}")
+        raise ValueError(f"the MMD test needs at least 2 rows per sample, got {len(x)} and "
+                         f"{len(y)}")
     kernel, sigma = rbf_kernel(np.vstack([x, y]))
     labels = np.arange(len(x) + len(y)) < len(x)
     observed = float(mmd2_unbiased(kernel, labels)[0])
@@ -398,11 +400,9 @@ def corrupt(image, kind: str, strength: float) -> np.ndarray:
 
 
 def trials(reference: Features, pool: Features, card, *, batch_size: int, n_batches: int,
-           seed: int = 0, **kwargs) -> "pd.DataFrame":
+           seed: int = 0, **kwargs) -> pd.DataFrame:
     """:func:`compare` on ``n_batches`` random batches of ``batch_size`` rows of ``pool``
     (without replacement within a batch): one row per batch (``p_value``, ``drift``)."""
-    import pandas as pd
-
     rng, rows = np.random.default_rng(seed), []
     size = min(batch_size, len(pool))
     for b in range(n_batches):
@@ -415,14 +415,12 @@ def trials(reference: Features, pool: Features, card, *, batch_size: int, n_batc
 
 def detection_rates(model, card, reference: Features, images, size, *, batch_size: int,
                     n_batches: int, corruptions: dict | None = None, seed: int = 0,
-                    **kwargs) -> "pd.DataFrame":
+                    **kwargs) -> pd.DataFrame:
     """Share of corrupted batches flagged, per corruption and strength.
 
     Every image of ``images`` (uint8 RGB, the pool batches are drawn from) is corrupted once
     per strength; then :func:`trials` draws the batches.
     """
-    import pandas as pd
-
     emb_model, rows = embedding_model(model), []
     for kind, strengths in (corruptions or CORRUPTIONS).items():
         for level, strength in enumerate(strengths, 1):
@@ -574,7 +572,8 @@ def write_outputs(report: dict, reference: Features, batch: Features, card, run_
     run = RunDir(run_dir)
     folder = f"monitor/{Path(report['data']).resolve().name}"
     paths = {"json": run.write_json(f"{folder}/report.json", report),
-             "report": run.inside(f"{folder}/report.md"), "figure": run.inside(f"{folder}/drift.png")}
+             "report": run.inside(f"{folder}/report.md"),
+             "figure": run.inside(f"{folder}/drift.png")}
     paths["report"].write_text(format_report(report) + "\n")
     drift_figure(reference, batch, report, card).savefig(paths["figure"], dpi=120,
                                                           bbox_inches="tight")
