@@ -15,9 +15,18 @@ from dataclasses import dataclass
 PROFILES = ("smoke", "quick", "full")
 # The series, in the order it runs (``notebooks/<name>.ipynb``).
 NOTEBOOKS = (
-    "01_eda", "02_baseline_cnn", "03_dcgan_minority", "04_gan_augmented_cnn",
-    "05_class_experts_kfold_bma", "06_resnet50_transfer", "07_gradcam", "09_drift_monitor",
-    "08_results",
+    "01_eda",
+    "02_baseline_cnn",
+    "03_dcgan_minority",
+    "04_gan_augmented_cnn",
+    "05_class_experts_kfold_bma",
+    "06_resnet50_transfer",
+    "07_gradcam",
+    "08_source_shift",
+    "09_drift_monitor",
+    "10_metadata_fusion",
+    "11_lime_shap",
+    "12_results",
 )
 
 
@@ -48,7 +57,7 @@ class Profile:
     dataset: str = "ham10000"
     seed: int = 42
     # --- data -------------------------------------------------------------------------
-    synthetic_images: int = 0  # images written by the synthetic source
+    fake_images: int = 0  # images of the fake look-alike dataset (data="synthetic")
     val_frac: float = 0.15
     test_frac: float = 0.15
     k_folds: int = 5
@@ -65,7 +74,7 @@ class Profile:
     patience: int = 8
     decision: str = "argmax"  # argmax | prior_corrected | thresholds
     retrain_epochs: int = 50  # epochs of notebook 04's three CNN re-trainings
-    # notebook 08: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
+    # notebook 12: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
     leakage_sizes: tuple = ((96, 128), (28, 28))
     n_bootstrap: int = 2000
     # --- DCGAN (notebooks 03, 04) -----------------------------------------------------
@@ -92,6 +101,12 @@ class Profile:
     # --- explanations (notebook 07) ---------------------------------------------------
     cam_examples_per_class: int = 3
     scorecam_max_n: int = 32
+    # --- model-agnostic explanations (notebook 11) ------------------------------------
+    shap_max_evals: int = 1000  # model calls per image of SHAP's Partition explainer
+    # inpaint_telea | inpaint_ns (OpenCV per masked image: ~5-150 ms at 224 px on a CPU) |
+    # blur | blur(k,k) (one blur per image: cheap, but a blurred lesion keeps its colour)
+    shap_masker: str = "inpaint_telea"
+    shap_max_images: int = 0  # images explained, spread over 07's picks (0: all of them)
 
     def replace(self, **overrides) -> "Profile":
         """A copy with the given fields changed.
@@ -131,7 +146,7 @@ def _coerce(current, value):
 
 _BASE = {
     "smoke": Profile(
-        name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
+        name="smoke", data="synthetic", fake_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         retrain_epochs=8, leakage_sizes=(),
@@ -141,6 +156,7 @@ _BASE = {
         transfer_size=(32, 32), transfer_weights=None,
         transfer_epochs_stage1=1, transfer_epochs_stage2=1,
         cam_examples_per_class=1, scorecam_max_n=4,
+        shap_max_evals=64, shap_max_images=6,
     ),
     "quick": Profile(
         name="quick", data="auto", k_folds=3,
@@ -153,6 +169,7 @@ _BASE = {
         transfer_size=(64, 64), transfer_weights="imagenet",
         transfer_epochs_stage1=2, transfer_epochs_stage2=2,
         cam_examples_per_class=2, scorecam_max_n=16,
+        shap_max_evals=400,
     ),
     "full": Profile(name="full"),  # the field defaults
 }

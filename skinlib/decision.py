@@ -131,3 +131,10 @@ def record(decision: str, *, priors=None, thresholds=None) -> dict:
     if decision == "thresholds":
         out["thresholds"] = [float(v) for v in np.ravel(thresholds)]
     return out
+
+
+def apply_recorded(probs, rec: dict) -> np.ndarray:
+    """Predicted labels under the rule a metrics dict records (:func:`record`: ``decision``
+    plus its ``priors`` or ``thresholds``)."""
+    return apply_decision(probs, rec.get("decision", "argmax"), priors=rec.get("priors"),
+                          thresholds=rec.get("thresholds"))

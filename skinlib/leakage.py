@@ -1,5 +1,5 @@
 """Why the split is made over lesions: the baseline CNN trained and tested on an image-level
-random split versus the lesion-grouped split, everything else the same (notebook 08).
+random split versus the lesion-grouped split, everything else the same (notebook 12).
 
 HAM10000 photographs many lesions several times; on an image-level split near-duplicates of a
 test image sit in training, and the test figures go up without the model getting better. The
@@ -65,7 +65,7 @@ def _train_name(kind: str, size: tuple[int, int], profile_size: tuple[int, int],
             training.fit.is_done(run, "02_baseline_cnn"):
         return "02_baseline_cnn"
     tag = "grouped" if kind == "lesion-grouped" else "image"
-    return f"08_leak_{tag}_{size[0]}x{size[1]}"
+    return f"12_leak_{tag}_{size[0]}x{size[1]}"
 
 
 def run_one(session, kind: str, image_size: tuple[int, int], verbose: int = 0,
@@ -166,7 +166,7 @@ def inflation(experiment: dict) -> pd.DataFrame:
 
 
 def to_json(experiment: dict) -> dict:
-    """The experiment as written to ``metrics/08_leakage.json``, a file of kind ``facts``: its
+    """The experiment as written to ``metrics/12_leakage.json``, a file of kind ``facts``: its
     models are tested on other splits than the shared one, so they are no rows of the results
     table."""
     keep = ("split", "trained_as", "image_size", "n_train", "n_test", "train_seconds", "decision",

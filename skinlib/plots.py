@@ -573,3 +573,39 @@ def cam_grid(images, overlays: dict[str, list], titles=None, suptitle: str | Non
     if suptitle:
         fig.suptitle(suptitle)
     return fig
+
+
+def agreement_null(result: dict) -> Figure:
+    """Agreement of two explanation methods per image against two nulls, one panel per measure.
+
+    ``result`` is :func:`skinlib.explain_agnostic.compare`'s dict: observed per-image values
+    (dots and their median), the ``other``-image null (grey histogram and its median) and the
+    ``shuffled`` null (outline); the IoU panel marks the chance level of random maps.
+    """
+    fig, axes = _figure(1, 2, figsize=(10, 3.6))
+    labels = {"spearman": "Spearman rank correlation", "iou": f"IoU of the top "
+              f"{result['top_frac']:.0%} regions"}
+    for ax, key in zip(axes[0], ("spearman", "iou")):
+        obs = np.asarray(result["observed"][key], float)
+        other = np.asarray(result["null"]["other"][key], float)
+        shuffled = np.asarray(result["null"]["shuffled"][key], float)
+        bins = np.linspace(-1 if key == "spearman" else 0, 1, 21)
+        ax.hist(other[np.isfinite(other)], bins=bins, density=True, color="#cccccc",
+                label="null: another image's map")
+        ax.hist(shuffled[np.isfinite(shuffled)], bins=bins, density=True, histtype="step",
+                color=_GREY, label="null: cells shuffled")
+        top = ax.get_ylim()[1]
+        ax.plot(obs, np.full(len(obs), 0.9 * top), "o", color="C3", alpha=0.7,
+                label="same image")
+        for values, colour in ((other, _GREY), (obs, "C3")):
+            if np.isfinite(values).any():
+                ax.axvline(np.nanmedian(values), color=colour, lw=1.5)
+        if key == "iou":
+            ax.axvline(result["chance_iou"], color="k", ls=":", lw=1, label="random maps")
+        ax.set_xlabel(labels[key])
+        ax.set_yticks([])
+    axes[0, 1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.suptitle(f"SHAP vs Grad-CAM on a {result['grid'][0]}x{result['grid'][1]} grid "
+                 "(vertical lines: medians)")
+    return fig
+

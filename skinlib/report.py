@@ -20,6 +20,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;
 table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0}
 th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:left}
 th{background:#f2f2f2} .ok{color:#0a6b2d} .failed{color:#b00020} .missing{color:#777}
+.thumbs img{vertical-align:top}
 section{border-top:1px solid #ddd;margin-top:1.5em;padding-top:0.5em}
 .thumbs a{display:inline-block;margin:0 0.5em 0.5em 0} .thumbs img{border:1px solid #ccc}
 """

@@ -1,4 +1,4 @@
-"""The results table of the series (notebook 08): every model's metrics JSON of a run in one
+"""The results table of the series (notebook 12): every model's metrics JSON of a run in one
 table, written as ``metrics/summary.csv`` and ``metrics/summary.md``.
 
 Only files of kind ``model`` and ``comparison`` take part (:data:`skinlib.rundir.METRIC_KINDS`):

@@ -17,7 +17,7 @@ def test_profiles_scale_up():
 
 
 def test_leakage_sizes_per_profile():
-    """Notebook 08's leakage pairs: smoke at its own size, quick 28x28 only, full both."""
+    """Notebook 12's leakage pairs: smoke at its own size, quick 28x28 only, full both."""
     from skinlib.leakage import resolve_sizes
 
     smoke, quick, full = (get_profile(p) for p in PROFILES)

@@ -90,7 +90,7 @@ def test_fake_deterministic_and_reused(tmp_path):
 def test_load_catalog_synthetic_uses_run_dir(tmp_path):
     from skinlib.config import get_profile
 
-    profile = get_profile("smoke", synthetic_images=84, seed=3)
+    profile = get_profile("smoke", fake_images=84, seed=3)
     df = data.load_catalog("synthetic", run_dir=tmp_path / "run", profile=profile)
     assert len(df) == 84 and (df["source"] == "synthetic").all()
     assert (tmp_path / "run" / "fake_data" / "HAM10000_metadata.csv").exists()

@@ -28,7 +28,7 @@ def run(tmp_path):
     run = RunDir(tmp_path / "run").ensure()
     run.write_metrics("01_eda", {"n_images": 10}, kind="facts")
     # a facts file is no model whatever keys it holds (the leakage runs use other splits)
-    run.write_metrics("08_leakage", {"balanced_accuracy": 0.9}, kind="facts")
+    run.write_metrics("12_leakage", {"balanced_accuracy": 0.9}, kind="facts")
     _model_json(run, "02_baseline_cnn", 0)
     _model_json(run, "06_resnet50_transfer", 1)
     return run

@@ -60,10 +60,22 @@ def test_class_weights_balanced():
 
 
 def test_cosine_schedule_warms_up_then_decays():
-    f = fit.cosine_lr(1e-3, epochs=10, warmup=1)
-    lrs = [f(e) for e in range(10)]
-    assert lrs[0] < lrs[1] and lrs[1] == pytest.approx(1e-3)
-    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] < 2e-4
+    f = fit.cosine_lr(1e-3, epochs=10, steps_per_epoch=4, warmup=1)
+    lrs = [float(f(step)) for step in range(41)]
+    assert lrs[0] == 0.0 and lrs[2] == pytest.approx(0.5e-3)  # linear warm-up over epoch 0
+    assert lrs[4] == pytest.approx(1e-3)  # the peak where the warm-up ends
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then only down
+    assert lrs[4 + 18] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5))  # halfway: cos = 0
+    assert lrs[40] == pytest.approx(1e-5)  # 1% of the peak after the last step
+
+
+def test_epoch_steps_needs_a_known_length():
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.range(10).batch(3)
+    assert fit.epoch_steps(ds) == 4 and fit.epoch_steps(ds.repeat(), 7) == 7
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        fit.epoch_steps(ds.repeat())
 
 
 @pytest.mark.slow
@@ -137,7 +149,8 @@ def test_fit_writes_tensorboard_logs(tmp_path, tensorboard_scalars):
     assert [s for s, _ in train["epoch_loss"]] == [0, 1, 2]
     assert [v for _, v in train["epoch_loss"]] == pytest.approx(h["loss"], rel=1e-6)
     assert [v for _, v in val["epoch_loss"]] == pytest.approx(h["val_loss"], rel=1e-6)
-    lrs = [fit.cosine_lr(1e-3, 3)(e) for e in range(3)]
+    schedule = fit.cosine_lr(1e-3, 3, steps_per_epoch=2)  # the rate after each epoch's 2 steps
+    lrs = [float(schedule(2 * (e + 1))) for e in range(3)]
     assert [v for _, v in train["epoch_learning_rate"]] == pytest.approx(lrs, rel=1e-6)
 
 

@@ -30,6 +30,7 @@ RUNTIME_ONLY = {
     "ipykernel": "the python3 kernel papermill and nbval run notebooks in",
     "jinja2": "pandas' DataFrame.style (notebooks 02, 08)",
     "tabulate": "pandas' DataFrame.to_markdown (results table, README block)",
+    "tensorboard": "tf.summary writes training.fit's TensorBoard logs only with it installed",
     "nbval": "pytest plugin: SKINLIB_PROFILE=smoke pytest --nbval-lax notebooks/",
 }
 SOURCE_DIRS = ("skinlib", "notebooks", "tools", "tests")

@@ -25,7 +25,7 @@ from skinlib.rundir import RunDir, project_root
 
 FIGURES = ["01_class_counts", "01_images_per_lesion", "02_history", "02_confusion_matrix",
            "02_roc", "03_gan_losses", "04_per_class_recall", "05_reliability", "06_history",
-           "08_metric_bars", "08_recall_heatmap"]
+           "12_metric_bars", "12_recall_heatmap"]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -63,7 +63,7 @@ def build(run_dir: str, commands: list[str]) -> str:
               "catalog_sha256": env["catalog_sha256"]}
     records_dir().mkdir(exist_ok=True)
     (records_dir() / f"{profile}.json").write_text(json.dumps(record, indent=2) + "\n")
-    leak_path = run.metrics / "08_leakage.json"
+    leak_path = run.metrics / "12_leakage.json"
     lines = [START, "",
              "Made by `tools/readme_results.py` from a real run, with these commands:", "",
              "```bash", *commands, "```", "",
@@ -77,8 +77,8 @@ def build(run_dir: str, commands: list[str]) -> str:
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
              + f"; total {record['total_minutes']} min.", ""]
     if leak_path.exists():
-        exp = run.read_metrics("08_leakage")
-        lines += ["Leakage check (notebook 08): the same CNN on an image-level split vs the "
+        exp = run.read_metrics("12_leakage")
+        lines += ["Leakage check (notebook 12): the same CNN on an image-level split vs the "
                   "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
                   "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
     lines += [" ".join(f"![{n}](figures/{n})" for n in copied), "", END]

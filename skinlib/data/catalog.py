@@ -37,7 +37,7 @@ def load_catalog(data="auto", *, dataset: str = "ham10000", run_dir=None, profil
 
     ``auto`` uses ``$SKINLIB_DATA`` if set, else ``<project root>/data`` if it holds a metadata
     CSV, else kagglehub. ``synthetic`` writes the fake dataset
-    (``make_fake_dataset(<run_dir>/fake_data, ...)``) with the profile's ``synthetic_images``
+    (``make_fake_dataset(<run_dir>/fake_data, ...)``) with the profile's ``fake_images``
     (420 if unset) and seed.
 
     Returns:
@@ -130,7 +130,7 @@ def _load_fake(dataset: str, run_dir, profile, validate: bool) -> pd.DataFrame:
                         f"HAM10000, not {dataset!r}: use dataset='ham10000' or pass a folder "
                         f"of {dataset} data")
     seed = getattr(profile, "seed", 42)
-    n_images = getattr(profile, "synthetic_images", 0) or 420
+    n_images = getattr(profile, "fake_images", 0) or 420
     rd = _run_dir(run_dir) or RunDir(default_run_dir(getattr(profile, "name", "smoke")))
     root = make_fake_dataset(rd.root / FAKE_FOLDER, n_images=n_images, seed=seed)
     return _load(root, dataset, source="synthetic", run_dir=rd, validate=validate)

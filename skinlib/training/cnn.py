@@ -1,4 +1,4 @@
-"""Train the baseline CNN of notebook 02 on any training frame (notebooks 04 and 08 reuse it)."""
+"""Train the baseline CNN of notebook 02 on any training frame (notebooks 04 and 12 reuse it)."""
 
 from __future__ import annotations
 

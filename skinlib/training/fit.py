@@ -11,7 +11,6 @@ instead of training again unless ``force=True``.
 from __future__ import annotations
 
 import importlib.util
-import math
 import shutil
 import time
 import warnings
@@ -73,14 +72,29 @@ def class_weights(labels, n_classes: int) -> dict[int, float]:
     return {int(c): float(w) for c, w in zip(present, weights)}
 
 
-def cosine_lr(base_lr: float, epochs: int, warmup: int = 1):
-    """Epoch -> learning rate: linear warm-up, then cosine decay to 1% of ``base_lr``."""
-    def schedule(epoch, lr=None):
-        if epoch < warmup:
-            return float(base_lr * (epoch + 1) / (warmup + 1))
-        t = (epoch - warmup) / max(1, epochs - warmup)
-        return float(base_lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))))
-    return schedule
+def cosine_lr(base_lr: float, epochs: int, steps_per_epoch: int, warmup: int = 1):
+    """The cosine learning-rate schedule by step (Keras ``CosineDecay``), warm-up included.
+
+    Linear warm-up from 0 to ``base_lr`` over the first ``warmup`` epochs, then cosine decay to
+    1% of ``base_lr`` at the end of the last epoch.
+    """
+    import keras
+
+    steps = max(1, int(steps_per_epoch))
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, epochs - warmup) * steps, alpha=0.01, warmup_target=base_lr,
+        warmup_steps=warmup * steps)
+
+
+def epoch_steps(train_ds, steps_per_epoch: int | None = None) -> int:
+    """Batches in one epoch: ``steps_per_epoch`` if given, else the dataset's length."""
+    if steps_per_epoch:
+        return int(steps_per_epoch)
+    n = int(train_ds.cardinality())
+    if n <= 0:
+        raise ValueError(f"the training dataset has no known length ({n}): an endless dataset "
+                         "(balance='resample') needs steps_per_epoch")
+    return n
 
 
 class TrainingInputs(NamedTuple):
@@ -142,11 +156,11 @@ def paths(run, name: str) -> dict[str, Path]:
     }
 
 
-def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epochs: int = 0,
-              learning_rate: float = 1e-3, monitor: str = "val_loss") -> list:
-    """Early stopping, LR schedule, best checkpoint, backup-and-restore, CSV and TensorBoard logs.
+def callbacks(run, name: str, *, patience: int, schedule: str = "plateau",
+              monitor: str = "val_loss") -> list:
+    """Early stopping, LR on plateau, best checkpoint, backup-and-restore, CSV and TensorBoard.
 
-    TensorBoard gets the epoch metrics and the learning rate only (no histograms, images or
+    The cosine schedule lives in the optimizer (:func:`cosine_lr`), not here. TensorBoard gets the epoch metrics and the learning rate only (no histograms, images or
     graph), so it costs next to nothing even for the smoke profile.
     """
     import keras
@@ -167,15 +181,16 @@ def callbacks(run, name: str, *, patience: int, schedule: str = "plateau", epoch
     if schedule == "plateau":
         cbs.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5,
                                                      patience=max(1, patience // 2), min_lr=1e-6))
-    elif schedule == "cosine":
-        cbs.append(keras.callbacks.LearningRateScheduler(cosine_lr(learning_rate, epochs)))
-    elif schedule != "none":
+    elif schedule not in ("cosine", "none"):
         raise ValueError(f"schedule={schedule!r}: use plateau, cosine or none")
     return cbs
 
 
-def compile_model(model, learning_rate: float) -> None:
-    """Compile a classifier (Adam, sparse cross-entropy, accuracy) under its device strategy."""
+def compile_model(model, learning_rate) -> None:
+    """Compile a classifier (Adam, sparse cross-entropy, accuracy) under its device strategy.
+
+    ``learning_rate`` is a number or a Keras schedule.
+    """
     import keras
 
     with model.distribute_strategy.scope():
@@ -246,12 +261,12 @@ def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
     if not resumed:  # a fresh start: no epoch log of an earlier, unfinished run may remain
         p["history"].unlink(missing_ok=True)
         shutil.rmtree(p["tensorboard"], ignore_errors=True)
-    compile_model(model, learning_rate)
+    cbs = callbacks(run, name, patience=patience, schedule=schedule)  # checks ``schedule``
+    compile_model(model, cosine_lr(learning_rate, epochs, epoch_steps(train_ds, steps_per_epoch))
+                  if schedule == "cosine" else learning_rate)
     start = time.perf_counter()
     model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              shuffle=False, class_weight=class_weight, verbose=verbose,
-              callbacks=callbacks(run, name, patience=patience, schedule=schedule,
-                                  epochs=epochs, learning_rate=learning_rate))
+              shuffle=False, class_weight=class_weight, verbose=verbose, callbacks=cbs)
     return model, _finish(model, run, name, time.perf_counter() - start, resumed)
 
 

@@ -1,4 +1,4 @@
-"""Notebook 08 on the smoke run: summary table files and the leakage experiment's JSON."""
+"""Notebook 12 (results) on the smoke run: summary table files and the leakage experiment's JSON."""
 
 import json
 
@@ -38,9 +38,9 @@ def _leaked(run, kind: str) -> dict:
 
 @pytest.mark.slow
 def test_results_notebook_writes_summary_and_leakage(smoke_run):
-    notebook_ok(smoke_run, "08_results")
-    if "08_results" not in smoke_run.seconds:
-        pytest.skip("notebook 08 was not part of this smoke run (SKINLIB_SMOKE_ONLY)")
+    notebook_ok(smoke_run, "12_results")
+    if "12_results" not in smoke_run.seconds:
+        pytest.skip("notebook 12 was not part of this smoke run (SKINLIB_SMOKE_ONLY)")
     metrics = smoke_run.run_dir / "metrics"
     table = pd.read_csv(metrics / "summary.csv").set_index("model")
     expected = _models_in_json(metrics)
@@ -53,7 +53,7 @@ def test_results_notebook_writes_summary_and_leakage(smoke_run):
                 assert table.loc[name, col] == pytest.approx(m[key], abs=5e-5), (name, col)
         assert table.loc[name, "decision"] == m["decision"]
     assert (metrics / "summary.md").read_text().startswith("| model ")
-    leak = json.loads((metrics / "08_leakage.json").read_text())
+    leak = json.loads((metrics / "12_leakage.json").read_text())
     assert leak["kind"] == "facts"
     assert leak["facts"]["lesions_with_several_images"] > 0
     splits = {(tuple(r["image_size"]), r["split"]) for r in leak["runs"]}

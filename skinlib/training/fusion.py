@@ -1,0 +1,119 @@
+"""Train the image-plus-metadata model of notebook 10 through the one ``fit``.
+
+Its input pipeline is :func:`skinlib.pipeline.make_dataset` (decode, resize, cache) read in
+the frame's order and zipped with the metadata rows of the same frame, then shuffled, batched
+and augmented here exactly as ``make_dataset`` does for the image-only model, so both models
+see the same kind of batches: ``({"image": float32 [0, 255], "meta": float32}, label)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from skinlib.metadata import MetaEncoder
+from skinlib.models.fusion import build_fusion
+from skinlib.training.fit import class_weights, fit, get_strategy
+
+
+def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_size: int,
+                   training: bool = False, augment: bool = True, seed: int = 0,
+                   cache: bool = True):
+    """A batched ``tf.data`` dataset of ``({"image", "meta"}, label)`` for a catalog frame.
+
+    Args:
+        frame: catalog rows (``path``, ``label``); ``meta``: their metadata rows, same order.
+        training: shuffle and augment (flips, rotation, zoom, brightness, contrast), as
+            :func:`skinlib.pipeline.make_dataset`; otherwise keep the frame's order.
+        cache: keep the decoded images in memory after the first pass (``make_dataset``).
+    """
+    import tensorflow as tf
+
+    from skinlib.pipeline import AUTOTUNE, augment_batch, make_dataset
+
+    meta = np.asarray(meta, dtype=np.float32)
+    if meta.ndim != 2 or len(meta) != len(frame):
+        raise ValueError(f"meta has shape {meta.shape} but the frame has {len(frame)} rows: "
+                         "pass encoder.transform(frame) for the same frame")
+    images = make_dataset(frame, image_size=image_size, batch_size=batch_size,
+                          cache=cache).unbatch()
+    rows = tf.data.Dataset.from_tensor_slices((meta, frame["label"].astype("int32").to_numpy()))
+
+    def aligned(xy, my):  # make_dataset keeps the frame's order when not training: check it
+        tf.debugging.assert_equal(xy[1], my[1], message="image and metadata rows out of order")
+        return tf.cast(xy[0], tf.uint8), my[0], my[1]
+
+    ds = tf.data.Dataset.zip(images, rows).map(aligned, num_parallel_calls=AUTOTUNE)
+    if training:
+        ds = ds.shuffle(min(len(frame), 20000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if training and augment:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda b, sd: ({"image": augment_batch(b[0], sd), "meta": b[1]}, b[2]),
+            num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(lambda x, m, y: ({"image": tf.cast(x, tf.float32), "meta": m}, y),
+                    num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def encoder_path(name: str) -> str:
+    """Where the fitted metadata encoder of model ``name`` is kept, relative to the run folder."""
+    return f"models/{name}_meta_encoder.json"
+
+
+def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
+                 val_frame: pd.DataFrame | None = None, arch: str | None = None,
+                 balance: str | None = None, epochs: int | None = None,
+                 schedule: str | None = None, verbose: int = 2):
+    """Fit the image-plus-metadata model with the baseline CNN's recipe, or load it.
+
+    Same trunk (``cnn_arch``), epochs, patience, learning rate, schedule, batch size,
+    augmentation and class balancing as :func:`skinlib.training.cnn.train_cnn`; the metadata
+    encoder is fitted on the training frame and saved beside the model.
+
+    Returns:
+        ``(model, record, encoder)``; ``record`` as :func:`skinlib.training.fit.fit` returns it.
+    """
+    p = session.profile
+    train = session.frame("train") if train_frame is None else train_frame
+    val = session.frame("val") if val_frame is None else val_frame
+    balance = balance or p.balance
+    if balance not in ("none", "weights"):
+        raise ValueError(f"balance={balance!r}: the metadata model supports 'none' and 'weights' "
+                         "(class weights); re-sampling would have to carry the metadata rows")
+    encoder = MetaEncoder.fit(train)
+    session.run.write_record(encoder_path(name), encoder.to_dict())
+    size = tuple(p.image_size)
+
+    def data(frame, training):
+        return fusion_dataset(frame, encoder.transform(frame), image_size=size,
+                              batch_size=p.batch_size, training=training, augment=p.augment,
+                              seed=p.seed)
+
+    with get_strategy().scope():
+        model = build_fusion(size, len(encoder.feature_names), session.n_classes,
+                             arch=arch or p.cnn_arch)
+    weights = class_weights(train["label"], session.n_classes) if balance == "weights" else None
+    model, record = fit(model, data(train, True), data(val, False), run=session.run, name=name,
+                        epochs=epochs or p.epochs, patience=p.patience,
+                        learning_rate=p.learning_rate, class_weight=weights,
+                        schedule=schedule or p.lr_schedule, force=session.force, verbose=verbose)
+    return model, record, encoder
+
+
+def predict_fusion(model, frame: pd.DataFrame, meta: np.ndarray, image_size,
+                   batch_size: int = 256) -> np.ndarray:
+    """Class probabilities of a two-input model for every row of a frame, in the frame's order."""
+    ds = fusion_dataset(frame, meta, image_size=image_size, batch_size=batch_size, cache=False)
+    return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
+
+
+def baseline_name(run, reuse: bool = True) -> str:
+    """The image-only baseline's model name: notebook 02's when ``reuse`` and this run folder
+    finished it (same recipe: pass ``reuse=False`` when this notebook changed the profile),
+    else ``10_image_only``, trained here with :func:`skinlib.training.cnn.train_cnn`."""
+    from skinlib.training.fit import is_done
+
+    return "02_baseline_cnn" if reuse and is_done(run, "02_baseline_cnn") else "10_image_only"
