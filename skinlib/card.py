@@ -59,8 +59,7 @@ class ModelCard:
     def decide(self, probs) -> np.ndarray:
         """Decided classes under the card's rule, from the *uncalibrated* probabilities
         (calibration never changes a decision)."""
-        kwargs = {k: np.asarray(v) for k, v in self.rule.items() if k != "decision"}
-        return decision.apply_decision(probs, self.rule["decision"], **kwargs)
+        return decision.apply_recorded(probs, self.rule)
 
     def calibrate(self, probs) -> np.ndarray:
         """Probabilities scaled by the card's temperature (unchanged without one)."""

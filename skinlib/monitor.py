@@ -435,75 +435,6 @@ def detection_rates(model, card, reference: Features, images, size, *, batch_siz
 
 
 # --------------------------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------------------------
-
-def _hist(ax, ref, batch, title: str) -> None:
-    """Overlaid density histograms of a reference and a batch."""
-    bins = np.histogram_bin_edges(np.concatenate([ref, batch]), bins=30)
-    ax.hist(ref, bins=bins, density=True, alpha=0.5, color="#777777", label="reference")
-    ax.hist(batch, bins=bins, density=True, alpha=0.5, color="#d62728", label="batch")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-
-
-def drift_figure(reference: Features, batch: Features, report: dict, card):
-    """Six panels: brightness, saturation, sharpness, confidence, class mix, and the
-    embeddings on the reference's first two principal components; each titled with its p."""
-    from matplotlib.figure import Figure
-    from sklearn.decomposition import PCA
-
-    tests = report["tests"]
-    fig = Figure(figsize=(13, 7), layout="constrained")
-    axes = fig.subplots(2, 3)
-    for ax, name in zip(axes[0], ("brightness", "saturation", "sharpness")):
-        i = STATS.index(name)
-        _hist(ax, reference.stats[:, i], batch.stats[:, i],
-              f"{name} (KS p = {tests[name]['p_value']:.2g})")
-    _hist(axes[1, 0], card.calibrate(reference.probs).max(axis=1),
-          card.calibrate(batch.probs).max(axis=1),
-          f"confidence (KS p = {tests['confidence']['p_value']:.2g})")
-    mix, x = tests["class_mix"], np.arange(len(card.classes))
-    bars = {"reference": mix["reference_mix"], "batch": mix["batch_mix"]}
-    if card.training_priors is not None:
-        bars["training priors"] = card.training_priors
-    for j, (label, values) in enumerate(bars.items()):
-        axes[1, 1].bar(x + (j - 1) * 0.27, values, width=0.27, label=label)
-    axes[1, 1].set_xticks(x, card.classes)
-    axes[1, 1].set_title(f"decided class mix (chi2 p = {mix['p_value']:.2g})", fontsize=10)
-    axes[1, 1].legend(fontsize=8)
-    pca = PCA(2).fit(reference.embeddings)
-    for feats, colour, label in ((reference, "#777777", "reference"), (batch, "#d62728", "batch")):
-        xy = pca.transform(feats.embeddings)
-        axes[1, 2].scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.5, c=colour, label=label)
-    axes[1, 2].set_title(f"embedding, PCA (MMD p = {tests['embedding_mmd']['p_value']:.2g})",
-                         fontsize=10)
-    axes[1, 2].legend(fontsize=8)
-    fig.suptitle(format_report(report).splitlines()[0], fontsize=10)
-    return fig
-
-
-def detection_figure(table, false_alarm: float | None = None, alpha: float | None = None):
-    """Detection rate against corruption strength level, one line per corruption, with the
-    in-distribution false-alarm rate as a dashed line."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4), layout="constrained")
-    ax = fig.subplots()
-    for kind, part in table.groupby("corruption", sort=False):
-        ax.plot(part["level"], part["detection_rate"], marker="o",
-                label=f"{kind} ({', '.join(f'{s:g}' for s in part['strength'])})")
-    if false_alarm is not None:
-        ax.axhline(false_alarm, ls="--", c="k", lw=1, label=f"false alarms ({false_alarm:.0%})")
-    if alpha is not None:
-        ax.axhline(alpha, ls=":", c="grey", lw=1, label=f"alpha = {alpha:g}")
-    ax.set(xlabel="strength level (mildest = 1)", ylabel="batches flagged", ylim=(-0.03, 1.03))
-    ax.set_xticks(sorted(table["level"].unique()))
-    ax.legend(fontsize=8)
-    return fig
-
-
-# --------------------------------------------------------------------------------------------
 # ``python -m skinlib monitor``
 # --------------------------------------------------------------------------------------------
 
@@ -575,6 +506,8 @@ def write_outputs(report: dict, reference: Features, batch: Features, card, run_
              "report": run.inside(f"{folder}/report.md"),
              "figure": run.inside(f"{folder}/drift.png")}
     paths["report"].write_text(format_report(report) + "\n")
-    drift_figure(reference, batch, report, card).savefig(paths["figure"], dpi=120,
-                                                          bbox_inches="tight")
+    from skinlib import plots
+
+    plots.drift(reference, batch, report, card).savefig(paths["figure"], dpi=120,
+                                                        bbox_inches="tight")
     return paths

@@ -380,34 +380,9 @@ def explain_upload(predictor: Predictor, data: bytes, name: str = "upload"):
     row = predictor.results(out, [image], top=len(predictor.classes))[0]
     row["rule"] = predictor.card.rule["decision"]
     overlay = predictor.gradcam(out["x"], out["decided"], [image])[0]
-    return row, upload_figure(image, overlay, row)
+    from skinlib import plots
 
-
-def upload_figure(image, overlay, row: dict):
-    """The image, its Grad-CAM overlay and the probabilities, titled with the decision and
-    the input check."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.1])
-    axes[0].imshow(image)
-    axes[0].set_title(f"{Path(row['image']).name} ({row['size'][0]}x{row['size'][1]})",
-                      fontsize=10)
-    axes[1].imshow(overlay)
-    axes[1].set_title(f"Grad-CAM for {row['class']}", fontsize=10)
-    for ax in axes[:2]:
-        ax.axis("off")
-    codes = list(row["probs"])
-    axes[2].barh(codes[::-1], [row["probs"][c] for c in codes[::-1]],
-                 color=[info.COLORS.get(c, "#777777") if c == row["class"] else "#cccccc"
-                        for c in codes[::-1]])
-    axes[2].set(xlim=(0, 1), xlabel="probability (calibrated where a temperature was fitted)")
-    check = ("no input check (the model has no card)" if row["input_score"] is None else
-             f"input check {row['input_score']:.0f}/100: "
-             + ("FLAGGED, unlike the validation images" if row["flagged"] else "ok"))
-    fig.suptitle(f"decided: {row['name']} ({row['class']}) by the {row.get('rule', 'argmax')} "
-                 f"rule; {check}", fontsize=11)
-    return fig
+    return row, plots.upload_result(image, overlay, row)
 
 
 # --------------------------------------------------------------------------------------------
