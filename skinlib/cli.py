@@ -1,4 +1,5 @@
-"""``python -m skinlib``: run the series, classify images, check a dataset, benchmark."""
+"""``python -m skinlib``: run the series, classify images, monitor drift, check a dataset,
+benchmark."""
 
 from __future__ import annotations
 
@@ -26,12 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="retrain what the run folder has done")
     r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default none)")
 
-    pr = sub.add_parser("predict", help="classify images, optionally with Grad-CAM overlays")
-    pr.add_argument("images", nargs="+", help="JPEG/PNG files")
-    pr.add_argument("--model", required=True, help="a .keras model file written by skinlib")
-    pr.add_argument("--gradcam", default=None, metavar="DIR", help="write overlays here")
-    pr.add_argument("--json", action="store_true", help="print JSON")
-    pr.add_argument("--top", type=int, default=3)
+    _add_predict(sub)
+    _add_monitor(sub)
 
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", required=True)
@@ -49,11 +46,44 @@ def _parser() -> argparse.ArgumentParser:
     bp.add_argument("--limit", type=int, default=None, help="use at most this many images")
     bp.add_argument("--epochs", type=int, default=3, help="epochs timed for the warm figure")
     bp.add_argument("--json", default=None, metavar="FILE")
+    bpr = bsub.add_parser("predict", help="seconds of predict --gradcam on full-size JPEGs")
+    bpr.add_argument("--model", default=None,
+                     help="a .keras model (default: an untrained baseline CNN, 48x64 input)")
+    bpr.add_argument("--n", type=int, default=20, help="images (600x450 JPEGs)")
+    bpr.add_argument("--repeats", type=int, default=3)
+    bpr.add_argument("--json", default=None, metavar="FILE")
     bt = bsub.add_parser("train", help="training images/s of the baseline CNN and ResNet50")
     bt.add_argument("--profile", choices=PROFILES, default="quick")
     bt.add_argument("--steps", type=int, default=20)
     bt.add_argument("--json", default=None, metavar="FILE")
     return p
+
+
+def _add_predict(sub) -> None:
+    """The ``predict`` command's arguments."""
+    pr = sub.add_parser("predict", help="classify images with the model's decision rule, "
+                        "input check and optional Grad-CAM overlays")
+    pr.add_argument("images", nargs="+", help="JPEG/PNG files or folders")
+    pr.add_argument("--model", required=True, help="a .keras model file written by skinlib")
+    pr.add_argument("--gradcam", default=None, metavar="DIR", help="write overlays here")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.add_argument("--csv", default=None, metavar="FILE",
+                    help="write path, class, one probability per class, input_score, flagged")
+    pr.add_argument("--show-argmax", action="store_true",
+                    help="show the argmax class beside the decided one where they differ")
+    pr.add_argument("--top", type=int, default=3)
+
+
+def _add_monitor(sub) -> None:
+    """The ``monitor`` command's arguments."""
+    mo = sub.add_parser("monitor", help="is a batch of images like a run's validation images?")
+    mo.add_argument("--model", required=True, help="a .keras model file written by skinlib")
+    mo.add_argument("--reference", required=True, metavar="RUN", help="the model's run folder")
+    mo.add_argument("--data", required=True, metavar="FOLDER", help="the new images")
+    mo.add_argument("--json", default=None, metavar="FILE", help="write the report as JSON")
+    mo.add_argument("--alpha", type=float, default=0.05, help="family-wise level (Bonferroni)")
+    mo.add_argument("--permutations", type=int, default=2000, help="of the MMD test")
+    mo.add_argument("--seed", type=int, default=0)
 
 
 def _cmd_run(a) -> int:
@@ -79,10 +109,37 @@ def _cmd_data(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from skinlib.predict import format_text, predict_files
+    """Classify images with the model's card; print text or JSON, optionally write a CSV."""
+    from skinlib.predict import format_text, predict_files, write_csv
 
     report = predict_files(a.model, list(a.images), gradcam_dir=a.gradcam, top=a.top)
-    print(json.dumps(report, indent=2) if a.json else format_text(report))
+    if report["warning"]:
+        print(report["warning"], file=sys.stderr)
+    print(json.dumps(report, indent=2) if a.json else format_text(report, a.show_argmax))
+    if a.csv:  # a file the user named
+        print(f"written: {write_csv(report, a.csv)}", file=sys.stderr if a.json else sys.stdout)
+    return 0
+
+
+def _cmd_monitor(a) -> int:
+    """Test a folder of images against a run's reference; print the verdict, write the report."""
+    from skinlib import monitor
+    from skinlib.rundir import json_types
+
+    if a.permutations < 1 or not 0 < a.alpha < 1:
+        raise ValueError(f"--permutations {a.permutations} / --alpha {a.alpha}: give at least 1 "
+                         "permutation and 0 < alpha < 1")
+    report, reference, batch, card = monitor.monitor_folder(
+        a.model, a.reference, a.data, n_perm=a.permutations, alpha=a.alpha, seed=a.seed)
+    if report["warning"]:
+        print(report["warning"], file=sys.stderr)
+    paths = monitor.write_outputs(report, reference, batch, card, a.reference)
+    print(monitor.format_report(report))
+    print(f"written: {paths['report']}, {paths['figure']}")
+    if a.json:  # a file the user named, beside the run folder's copy
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(json_types(report), indent=2) + "\n")
+        print(f"written: {a.json}")
     return 0
 
 
@@ -95,6 +152,11 @@ def _cmd_bench(a) -> int:
         report = bench.bench_pipeline(a.data, tuple(a.size or bench.DEFAULT_SIZES),
                                       limit=a.limit, epochs=a.epochs)
         print(bench.format_pipeline(report))
+    elif a.bench_command == "predict":
+        from skinlib import predict
+
+        report = predict.bench(a.model, n=a.n, repeats=a.repeats)
+        print(predict.format_bench(report))
     else:  # argparse admits only pipeline and train
         if a.steps < 1:
             raise ValueError(f"--steps {a.steps}: give at least 1 step")
@@ -111,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code. Expected errors print one line, no traceback."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     a = _parser().parse_args(argv)
-    handlers = {"run": _cmd_run, "data": _cmd_data, "predict": _cmd_predict, "bench": _cmd_bench}
+    handlers = {"run": _cmd_run, "data": _cmd_data, "predict": _cmd_predict, "bench": _cmd_bench,
+                "monitor": _cmd_monitor}
     try:
         return handlers[a.command](a)
     except (FileNotFoundError, ValueError, PermissionError, OSError) as err:

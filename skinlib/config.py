@@ -23,6 +23,7 @@ NOTEBOOKS = (
     "06_resnet50_transfer",
     "07_gradcam",
     "08_source_shift",
+    "09_drift_monitor",
     "10_metadata_fusion",
     "11_lime_shap",
     "12_results",

@@ -65,6 +65,10 @@ def evaluate_model(session, model, *, name: str, image_size, train_seconds: floa
     result = evaluate_probs(session, probs, name=name, image_size=image_size,
                             train_seconds=train_seconds, n_train=n_train, decision=decision,
                             probs_val=probs_val, write=write, extra=extra, filename=filename)
+    if write:  # the model card beside models/<name>.keras: rule, temperature, input check
+        from skinlib.card import save as save_card
+
+        save_card(session, model, result, name)
     return result, probs
 
 

@@ -609,3 +609,96 @@ def agreement_null(result: dict) -> Figure:
                  "(vertical lines: medians)")
     return fig
 
+
+# --------------------------------------------------------------------------------------------
+# drift monitoring (notebook 09, python -m skinlib monitor)
+# --------------------------------------------------------------------------------------------
+
+def _hist_pair(ax, ref, batch, title: str) -> None:
+    """Overlaid density histograms of a reference and a batch."""
+    bins = np.histogram_bin_edges(np.concatenate([ref, batch]), bins=30)
+    ax.hist(ref, bins=bins, density=True, alpha=0.5, color=_GREY, label="reference")
+    ax.hist(batch, bins=bins, density=True, alpha=0.5, color="#d62728", label="batch")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+
+
+def drift(reference, batch, report: dict, card) -> Figure:
+    """Six panels of a :func:`skinlib.monitor.compare` report: brightness, saturation,
+    sharpness, confidence, class mix, and the embeddings on the reference's first two principal
+    components; each titled with its test's p-value."""
+    from sklearn.decomposition import PCA
+
+    from skinlib.monitor import STATS, format_report
+
+    tests = report["tests"]
+    fig, axes = _figure(2, 3, figsize=(13, 7))
+    for ax, name in zip(axes[0], ("brightness", "saturation", "sharpness")):
+        i = STATS.index(name)
+        _hist_pair(ax, reference.stats[:, i], batch.stats[:, i],
+                   f"{name} (KS p = {tests[name]['p_value']:.2g})")
+    _hist_pair(axes[1, 0], card.calibrate(reference.probs).max(axis=1),
+               card.calibrate(batch.probs).max(axis=1),
+               f"confidence (KS p = {tests['confidence']['p_value']:.2g})")
+    mix, x = tests["class_mix"], np.arange(len(card.classes))
+    bars = {"reference": mix["reference_mix"], "batch": mix["batch_mix"]}
+    if card.training_priors is not None:
+        bars["training priors"] = card.training_priors
+    for j, (label, values) in enumerate(bars.items()):
+        axes[1, 1].bar(x + (j - 1) * 0.27, values, width=0.27, label=label)
+    axes[1, 1].set_xticks(x, card.classes)
+    axes[1, 1].set_title(f"decided class mix (chi2 p = {mix['p_value']:.2g})", fontsize=10)
+    axes[1, 1].legend(fontsize=8)
+    pca = PCA(2).fit(reference.embeddings)
+    for feats, colour, label in ((reference, _GREY, "reference"), (batch, "#d62728", "batch")):
+        xy = pca.transform(feats.embeddings)
+        axes[1, 2].scatter(xy[:, 0], xy[:, 1], s=6, alpha=0.5, c=colour, label=label)
+    axes[1, 2].set_title(f"embedding, PCA (MMD p = {tests['embedding_mmd']['p_value']:.2g})",
+                         fontsize=10)
+    axes[1, 2].legend(fontsize=8)
+    fig.suptitle(format_report(report).splitlines()[0], fontsize=10)
+    return fig
+
+
+def drift_detection(table: pd.DataFrame, false_alarm: float | None = None,
+                    alpha: float | None = None) -> Figure:
+    """Detection rate against corruption strength level, one line per corruption, with the
+    in-distribution false-alarm rate as a dashed line (:func:`skinlib.monitor.detection_rates`)."""
+    fig, axes = _figure(figsize=(7, 4))
+    ax = axes[0, 0]
+    for kind, part in table.groupby("corruption", sort=False):
+        ax.plot(part["level"], part["detection_rate"], marker="o",
+                label=f"{kind} ({', '.join(f'{s:g}' for s in part['strength'])})")
+    if false_alarm is not None:
+        ax.axhline(false_alarm, ls="--", c="k", lw=1, label=f"false alarms ({false_alarm:.0%})")
+    if alpha is not None:
+        ax.axhline(alpha, ls=":", c="grey", lw=1, label=f"alpha = {alpha:g}")
+    ax.set(xlabel="strength level (mildest = 1)", ylabel="batches flagged", ylim=(-0.03, 1.03))
+    ax.set_xticks(sorted(table["level"].unique()))
+    ax.legend(fontsize=8)
+    return fig
+
+
+def upload_result(image, overlay, row: dict) -> Figure:
+    """One uploaded image (:func:`skinlib.predict.explain_upload`): the image, its Grad-CAM
+    overlay and the probabilities, titled with the decision and the input check."""
+    fig, axes = _figure(1, 3, figsize=(12, 3.8), width_ratios=[1, 1, 1.1])
+    axes = axes[0]
+    axes[0].imshow(image)
+    axes[0].set_title(f"{Path(row['image']).name} ({row['size'][0]}x{row['size'][1]})",
+                      fontsize=10)
+    axes[1].imshow(overlay)
+    axes[1].set_title(f"Grad-CAM for {row['class']}", fontsize=10)
+    for ax in axes[:2]:
+        ax.axis("off")
+    codes = list(row["probs"])
+    axes[2].barh(codes[::-1], [row["probs"][c] for c in codes[::-1]],
+                 color=[info.COLORS.get(c, _GREY) if c == row["class"] else "#cccccc"
+                        for c in codes[::-1]])
+    axes[2].set(xlim=(0, 1), xlabel="probability (calibrated where a temperature was fitted)")
+    check = ("no input check (the model has no card)" if row["input_score"] is None else
+             f"input check {row['input_score']:.0f}/100: "
+             + ("FLAGGED, unlike the validation images" if row["flagged"] else "ok"))
+    fig.suptitle(f"decided: {row['name']} ({row['class']}) by the {row.get('rule', 'argmax')} "
+                 f"rule; {check}", fontsize=11)
+    return fig

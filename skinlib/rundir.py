@@ -212,6 +212,38 @@ class RunDir:
                              f"another test split: re-run notebook {notebook_name(notebook)}")
         return saved["probs"]
 
+    # --- model cards --------------------------------------------------------------------
+
+    def write_card(self, name: str, card: dict, reference: dict | None = None) -> Path:
+        """Write the model card ``models/<name>.card.json`` beside ``models/<name>.keras``, and
+        the input check's reference arrays as ``models/<name>.reference.npz``
+        (:mod:`skinlib.card`)."""
+        if reference is not None:
+            self.write_arrays(f"models/{name}.reference.npz", compressed=True, **reference)
+        return self.write_json(f"models/{name}.card.json", card)
+
+
+def card_paths(model_path) -> tuple[Path, Path]:
+    """Where :meth:`RunDir.write_card` puts a model file's card and reference arrays."""
+    p = Path(model_path)
+    stem = p.name[:-len(".keras")] if p.name.endswith(".keras") else p.stem
+    return p.with_name(f"{stem}.card.json"), p.with_name(f"{stem}.reference.npz")
+
+
+def read_card(model_path) -> tuple[dict | None, dict | None]:
+    """The card and reference arrays written beside a model file, wherever it lies now;
+    ``(None, None)`` without a card, ``(card, None)`` without reference arrays."""
+    import numpy as np
+
+    card_file, ref_file = card_paths(model_path)
+    if not card_file.exists():
+        return None, None
+    card = _read_json(card_file)
+    if not ref_file.exists():
+        return card, None
+    with np.load(ref_file, allow_pickle=False) as saved:
+        return card, {k: saved[k] for k in saved.files}
+
 
 def json_types(o):
     """Recursively turn NumPy types, tuples and paths into JSON types; NaN and inf -> None."""

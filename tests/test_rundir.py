@@ -28,7 +28,7 @@ def test_require_names_notebook_and_command(run):
     assert "notebooks/03_dcgan_minority.ipynb" in text and "or drop mel" in text
     assert f"python -m skinlib run --profile smoke --only 03 --out {run.root}" in text
     with pytest.raises(ValueError, match="names no notebook"):
-        run.require("x.json", "09")
+        run.require("x.json", "99")
 
 
 def test_metrics_carry_their_kind(run):
