@@ -252,7 +252,7 @@ def _unit_counts(rng: np.random.Generator, n_units: int, b: int) -> np.ndarray:
     return np.bincount(idx.ravel(), minlength=b * n_units).reshape(b, n_units)
 
 
-def _bootstrap_weights(unit_sets: list[np.ndarray], n_bootstrap: int, seed: int):
+def bootstrap_weights(unit_sets: list[np.ndarray], n_bootstrap: int, seed: int):
     """Yield, per chunk of resamples, one ``(chunk, n)`` image-weight matrix per test set.
 
     Args:
@@ -386,7 +386,7 @@ def _bootstrap_cis(score, units: np.ndarray, n_bootstrap: int, seed: int, point:
     """
     keys = [m if m != "ece" else "ece2" for m in CI_METRICS]
     boot = {m: [] for m in keys}
-    for (W,) in _bootstrap_weights([units], int(n_bootstrap), seed):
+    for (W,) in bootstrap_weights([units], int(n_bootstrap), seed):
         scores = score(W)
         for m in keys:
             boot[m].append(scores[m])
@@ -534,7 +534,7 @@ def _paired(names, scores_a: list, scores_b: list, unit_sets: list, n_bootstrap:
     pa = [f(np.ones((1, len(unit_sets[0])))) for f in scores_a]
     pb = [f(np.ones((1, len(unit_sets[-1])))) for f in scores_b]
     boot = {m: [] for m in names}
-    for Ws in _bootstrap_weights(unit_sets, int(n_bootstrap), seed):
+    for Ws in bootstrap_weights(unit_sets, int(n_bootstrap), seed):
         sa, sb = [f(Ws[0]) for f in scores_a], [f(Ws[-1]) for f in scores_b]
         for m in names:
             boot[m].append(np.mean([b[m] - a[m] for a, b in zip(sa, sb)], axis=0))

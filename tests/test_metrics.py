@@ -226,7 +226,7 @@ def test_a_resample_takes_whole_lesions_and_images_alone_warn():
     lesion = np.array([0, 0, 0, 1, 2, 2, 3, 4, 4, 4, 4])
     units, unit = metrics.resampling_units([f"HAM_{v}" for v in lesion], len(lesion))
     assert unit == "lesion" and units.tolist() == lesion.tolist()
-    (W,), *_ = list(metrics._bootstrap_weights([units], 300, seed=0))
+    (W,), *_ = list(metrics.bootstrap_weights([units], 300, seed=0))
     for g in range(5):  # every image of a lesion carries its lesion's draw count
         assert (W[:, lesion == g] == W[:, [np.flatnonzero(lesion == g)[0]]]).all()
     assert (W[:, lesion == 0].sum(axis=1) % 3 == 0).all() and W.sum(axis=1).max() > 5
