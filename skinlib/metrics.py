@@ -543,7 +543,7 @@ def _paired(names, scores_a: list, scores_b: list, unit_sets: list, n_bootstrap:
                            world if m == "ece" else None) for m in names}
 
 
-def _seeds(probs, name: str) -> list:
+def seed_list(probs, name: str = "probs") -> list:
     """A model's test probabilities as a list with one entry per seed (a list of matrices, or
     one matrix)."""
     several = isinstance(probs, list | tuple) and all(np.ndim(p) == 2 for p in probs)
@@ -624,7 +624,7 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
         ``repeats``, ``bootstrap`` (:func:`bootstrap_record`), ``n_bootstrap``, ``seed`` and
         ``verdict_rule``.
     """
-    seeds = {"a": _seeds(probs_a, "probs_a"), "b": _seeds(probs_b, "probs_b")}
+    seeds = {"a": seed_list(probs_a, "probs_a"), "b": seed_list(probs_b, "probs_b")}
     if len(seeds["a"]) != len(seeds["b"]):
         raise ValueError(f"probs_a has {len(seeds['a'])} seeds but probs_b {len(seeds['b'])}: "
                          f"compare seed r with seed r (pass the first min of both)")
