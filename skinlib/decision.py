@@ -41,12 +41,11 @@ def _positive_vector(v, n_classes: int, name: str) -> np.ndarray:
 def untempered(probs, temperature: float) -> np.ndarray:
     """The probabilities before temperature scaling: softmax(T * log p_T) undoes
     softmax(log p / T), so a rule applied to them decides as the untempered model did."""
+    from skinlib.ensemble import apply_temperature
+
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
-    z = float(temperature) * np.log(np.maximum(np.asarray(probs, np.float64),
-                                               np.finfo(np.float64).tiny))
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return apply_temperature(probs, 1.0 / float(temperature), eps=np.finfo(np.float64).tiny)
 
 
 def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=None,

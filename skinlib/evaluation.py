@@ -147,7 +147,8 @@ def compare_to(session, probs_b, others: dict, *, temperature=None, subset=None
         probs_b: b's test probabilities, or a list with one per seed; the values of ``others``
             likewise. Seed r is compared with seed r, over as many seeds as both have (the
             dict's ``repeats``).
-        temperature: b's probabilities were tempered with it (the rule sees them untempered).
+        temperature: b's probabilities were tempered with it, or a list (one per seed); the
+            rule sees them untempered.
         subset: classes whose mean recall is compared too (``subset_recall``).
     """
     test = session.frame("test")
@@ -158,9 +159,10 @@ def compare_to(session, probs_b, others: dict, *, temperature=None, subset=None
     for name, probs_a in others.items():
         a = metrics.seed_list(probs_a, name)
         r = min(len(a), len(b))
+        t = temperature[:r] if isinstance(temperature, list | tuple) else temperature
         out[name] = metrics.compare(test["label"].to_numpy(), a[:r], b[:r], session.classes,
                                     groups=test["lesion_id"].to_numpy(), decision_a=d,
-                                    decision_b=d, priors=priors, temperature_b=temperature,
+                                    decision_b=d, priors=priors, temperature_b=t,
                                     n_bootstrap=session.profile.n_bootstrap,
                                     seed=session.profile.seed, subset=subset)
         out[name]["decision"] = d

@@ -93,7 +93,8 @@ def kid_against_floor(generated, train, real, *, groups_train=None, groups_real=
     the same held-out features (generated images cannot be expected to beat real ones).
 
     Every resample draws the held-out set once for both, so ``excess`` (KID - floor) gets a
-    paired CI. With ``train=None`` only the KID is computed (:func:`kid`).
+    paired CI. With ``train=None`` only the KID is computed (:func:`kid`). ``train`` may be any
+    reference set, e.g. another GAN's images (the DiffAugment ablation of notebook 03).
 
     Returns:
         ``kid``, ``ci95``, ``kid_std``; with ``train``: ``floor``, ``floor_ci95``, ``excess``,
@@ -140,6 +141,38 @@ def kid_verdict(k: dict) -> str:
     if ci[0] > 0:
         return "further from the real images than real training images are (CI of KID - floor > 0)"
     return "not distinguishable from the real-vs-real floor (CI of KID - floor holds 0)"
+
+
+def class_lesions(session, dx: str, split: str) -> np.ndarray:
+    """Lesion ids of one class's images of a split, in the order ``gan.class_images`` loads them."""
+    frame = session.frame(split)
+    return frame.loc[frame["dx"] == dx, "lesion_id"].to_numpy()
+
+
+def class_quality(session, dx: str, extract) -> tuple[dict, np.ndarray, np.ndarray]:
+    """How good one class's GAN is (notebook 03): :func:`kid_against_floor` of its generated
+    images against the class's validation images, with the training images as the floor (each
+    real set resampled by lesion), its verdict (:func:`kid_verdict`) and :func:`copy_check`.
+
+    Args:
+        extract: uint8 images -> features (:func:`feature_extractor`).
+
+    Returns:
+        ``(row, generated images, training images)``; ``row`` holds ``n_train``, ``n_val``, the
+        KID figures, ``verdict`` and the copy check.
+    """
+    from skinlib import gan
+
+    p = session.profile
+    train_x, val_x = gan.class_images(session, dx, "train"), gan.class_images(session, dx, "val")
+    fake_x = gan.generate(session.run, dx, p.kid_samples, seed=p.seed)
+    k = kid_against_floor(extract(fake_x), extract(train_x), extract(val_x),
+                          groups_train=class_lesions(session, dx, "train"),
+                          groups_real=class_lesions(session, dx, "val"),
+                          n_bootstrap=p.n_bootstrap, seed=p.seed, min_real=p.kid_min_real)
+    row = {"n_train": len(train_x), "n_val": len(val_x), **k, "verdict": kid_verdict(k),
+           **copy_check(fake_x, train_x, val_x)}
+    return row, fake_x, train_x
 
 
 def _resize_batches(images: np.ndarray, size, batch: int = 128):
