@@ -594,41 +594,9 @@ def _arm(y, probs_list, classes, kw, rule: dict) -> list:
     return out
 
 
-def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, groups_b=None,
-            decision_a: str = "argmax", decision_b: str = "argmax", priors=None,
-            thresholds_a=None, thresholds_b=None, temperature_a=None, temperature_b=None,
-            n_bootstrap: int = 1000, seed: int = 0, subset=None) -> dict:
-    """Paired lesion-level bootstrap comparison of two models, over one or several seeds.
-
-    Every resample draws the test lesions once and scores both models (every seed) on it, so
-    the CI is of the *difference* b - a, averaged over seeds: seed r of b is paired with seed r
-    of a (train them with the same seeds). The seed spread of the difference sits beside it.
-
-    Args:
-        probs_a, probs_b: test probabilities, or lists of them (one per seed, as many for b as
-            for a).
-        groups: the lesion id of each test image (``None``: images are resampled, with a
-            warning).
-        y_true_b, groups_b: when b is scored on *another* test set (e.g. the same model on a
-            second test split): its labels and lesions, resampled independently of a's.
-        decision_*, priors, thresholds_*, temperature_*: each model's rule
-            (:func:`evaluate`); thresholds and temperatures may be lists (one per seed).
-
-    Returns:
-        metric -> ``{"a", "b"}`` (means over seeds), ``"diff"`` (mean of b - a), ``"ci95"``,
-        ``"significant"`` (the CI excludes 0), ``"seed_diffs"``, ``"seed_sd"`` (None with one
-        seed), ``"seed_range"`` and ``"verdict"`` (:func:`verdict`), for accuracy,
-        balanced_accuracy, macro_auc, macro_f1, ece, minority_recall (mean recall over every
-        class but the most frequent), mel_sensitivity_at_spec80 (when ``mel`` is a class) and,
-        with ``subset``, subset_recall (mean recall over those classes, which it names). Plus
-        ``repeats``, ``bootstrap`` (:func:`bootstrap_record`), ``n_bootstrap``, ``seed`` and
-        ``verdict_rule``.
-    """
-    seeds = {"a": seed_list(probs_a, "probs_a"), "b": seed_list(probs_b, "probs_b")}
-    if len(seeds["a"]) != len(seeds["b"]):
-        raise ValueError(f"probs_a has {len(seeds['a'])} seeds but probs_b {len(seeds['b'])}: "
-                         f"compare seed r with seed r (pass the first min of both)")
-    classes = [str(c) for c in classes]
+def _test_sets(classes: list[str], y_true, groups, y_true_b, groups_b, subset):
+    """Labels of both arms' test sets, their resampling units (one set, or two when b is
+    scored on another test set) and the ``subset`` classes present in both."""
     y_a = check_labels(y_true, len(classes))
     y_b = y_a if y_true_b is None else check_labels(y_true_b, len(classes), "y_true_b")
     units = [resampling_units(groups, len(y_a))]
@@ -638,6 +606,40 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
     chosen = [classes.index(c) for c in subset or () if c in classes and support[classes.index(c)]]
     if subset is not None and not chosen:
         raise ValueError(f"none of the classes {list(subset)} occurs in y_true")
+    return y_a, y_b, units, chosen
+
+
+def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, groups_b=None,
+            decision_a: str = "argmax", decision_b: str = "argmax", priors=None,
+            thresholds_a=None, thresholds_b=None, temperature_a=None, temperature_b=None,
+            n_bootstrap: int = 1000, seed: int = 0, subset=None) -> dict:
+    """Paired lesion-level bootstrap comparison of two models, over one or several seeds.
+
+    Every resample draws the test lesions once and scores both models, every seed, on them: the
+    CI is of the seed-averaged *difference* b - a (seed r of b paired with seed r of a).
+
+    Args:
+        probs_a, probs_b: test probabilities, or lists of them (one per seed, equally many).
+        groups: lesion id of each test image (``None``: images are resampled, with a warning).
+        y_true_b, groups_b: when b is scored on *another* test set (the same model on a second
+            split), its labels and lesions, resampled independently of a's.
+        decision_*, priors, thresholds_*, temperature_*: each model's rule (:func:`evaluate`);
+            thresholds and temperatures may be lists (one per seed).
+
+    Returns:
+        metric -> ``a``, ``b`` (seed means), ``diff``, ``ci95``, ``significant`` (CI excludes
+        0), ``seed_diffs``, ``seed_sd``, ``seed_range``, ``verdict`` (:func:`verdict`), for
+        accuracy, balanced_accuracy, macro_auc, macro_f1, ece, minority_recall (all classes
+        but the most frequent), mel_sensitivity_at_spec80 (with ``mel``), subset_recall (with
+        ``subset``: mean recall over those classes, named); plus ``repeats``, ``bootstrap``,
+        ``n_bootstrap``, ``seed`` and ``verdict_rule``.
+    """
+    seeds = {"a": seed_list(probs_a, "probs_a"), "b": seed_list(probs_b, "probs_b")}
+    if len(seeds["a"]) != len(seeds["b"]):
+        raise ValueError(f"probs_a has {len(seeds['a'])} seeds but probs_b {len(seeds['b'])}: "
+                         f"compare seed r with seed r (pass the first min of both)")
+    classes = [str(c) for c in classes]
+    y_a, y_b, units, chosen = _test_sets(classes, y_true, groups, y_true_b, groups_b, subset)
     arms = [_arm(y, seeds[k], classes, _set_keywords(y, classes, chosen), rule)
             for k, y, rule in (("a", y_a, dict(decision=decision_a, priors=priors,
                                                 thresholds=thresholds_a, temperature=temperature_a)),
