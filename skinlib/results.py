@@ -26,7 +26,7 @@ TABLE_METRICS = (
     ("accuracy", "accuracy"),
     ("macro F1", "macro_f1"),
     ("mel sens. @ 80% spec.", "mel_sensitivity_at_spec80"),
-    ("ECE", "ece"),
+    ("ECE (l2, debiased)", "ece"),
 )
 TEXT_COLUMNS = ("model", "notebook", "image size", "decision", "CI unit")
 
