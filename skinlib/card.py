@@ -91,7 +91,7 @@ def build(session, model, result: dict, name: str) -> tuple[dict, dict]:
         name: the model's name (``models/<name>.keras``).
     """
     from skinlib import monitor
-    from skinlib.session import catalog_hash
+    from skinlib.splits import catalog_hash
 
     size, p, val = tuple(result["image_size"]), session.profile, session.frame("val")
     feats = monitor.features_from_files(model, val["path"].tolist(), size)

@@ -72,8 +72,11 @@ class Profile:
     epochs: int = 50
     learning_rate: float = 1e-3
     patience: int = 8
-    decision: str = "argmax"  # argmax | prior_corrected | thresholds
-    retrain_epochs: int = 50  # epochs of notebook 04's three CNN re-trainings
+    decision: str = "argmax"  # argmax | prior_corrected | thresholds (04's arms use it too)
+    # seeds per model of the key comparisons: 02's baseline and 04's three arms (each trained
+    # with 02's recipe and budget: epochs, schedule, decision rule)
+    repeats: int = 3
+    repeats_large: int = 3  # seeds of the large models compared with 02: 05's BMA, 06's ResNet50
     # notebook 12: sizes of the leakage pairs (28x28 sits beside DermaMNIST); () = image_size
     leakage_sizes: tuple = ((96, 128), (28, 28))
     n_bootstrap: int = 2000
@@ -88,6 +91,7 @@ class Profile:
     gan_filters: int = 256  # widest layer of the generator and the discriminator
     gan_target_count: int = 1000  # training images per minority class after adding GAN images
     kid_samples: int = 500
+    kid_min_real: int = 20  # fewer real validation images of a class: its KID is not judged
     kid_features: str = "auto"  # auto (InceptionV3 if loadable, else 02 CNN) | inception | baseline
     # --- class experts + K-fold BMA (notebook 05) -------------------------------------
     expert_epochs: int = 30
@@ -149,7 +153,7 @@ _BASE = {
         name="smoke", data="synthetic", fake_images=420, k_folds=2,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        retrain_epochs=8, leakage_sizes=(),
+        repeats=1, repeats_large=1, leakage_sizes=(),
         gan_size=32, gan_batch_size=16, gan_steps=30, gan_checkpoint_every=10,
         gan_target_count=60, kid_samples=48, gan_filters=32, kid_features="baseline",
         expert_epochs=4, expert_finetune_epochs=1,
@@ -162,7 +166,7 @@ _BASE = {
         name="quick", data="auto", k_folds=3,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
-        retrain_epochs=6, leakage_sizes=((28, 28),),
+        repeats=2, repeats_large=1, leakage_sizes=((28, 28),),
         gan_size=64, gan_batch_size=32, gan_steps=400, gan_checkpoint_every=100,
         gan_target_count=500, kid_samples=200, gan_filters=128,
         expert_epochs=4, expert_finetune_epochs=1,

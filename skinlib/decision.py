@@ -38,7 +38,18 @@ def _positive_vector(v, n_classes: int, name: str) -> np.ndarray:
     return v
 
 
-def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=None) -> np.ndarray:
+def untempered(probs, temperature: float) -> np.ndarray:
+    """The probabilities before temperature scaling: softmax(T * log p_T) undoes
+    softmax(log p / T), so a rule applied to them decides as the untempered model did."""
+    from skinlib.ensemble import apply_temperature
+
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    return apply_temperature(probs, 1.0 / float(temperature), eps=np.finfo(np.float64).tiny)
+
+
+def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=None,
+                   temperature=None) -> np.ndarray:
     """Predicted labels under a decision rule.
 
     Args:
@@ -46,8 +57,13 @@ def apply_decision(probs, decision: str = "argmax", *, priors=None, thresholds=N
         decision: ``argmax``; ``prior_corrected`` = argmax(probs / priors), with the training
             class frequencies as priors; ``thresholds`` = argmax(probs * thresholds), with per-class
             multipliers fitted on validation by :func:`fit_thresholds`.
+        temperature: the temperature ``probs`` were scaled with (:mod:`skinlib.ensemble`): the
+            rule is applied to the untempered probabilities, so calibration never changes a
+            decision (argmax(log p / T - log priors) is not argmax(log p - log priors)).
     """
     p = metrics.check_probs(probs)
+    if temperature is not None:
+        p = untempered(p, temperature)
     k = p.shape[1]
     if decision == "argmax":
         return p.argmax(axis=1)
@@ -93,24 +109,29 @@ def fit_thresholds(y_val, probs_val, n_classes: int, *, iters: int = 3) -> np.nd
     return t / t.max()
 
 
-def rule_params(decision: str, *, train_priors=None, y_val=None, probs_val=None) -> dict:
+def rule_params(decision: str, *, train_priors=None, y_val=None, probs_val=None,
+                temperature=None) -> dict:
     """Keyword arguments of :func:`apply_decision` (and :func:`skinlib.metrics.evaluate`) that
     implement a rule: ``priors`` for ``prior_corrected``, thresholds fitted on the validation
-    labels and probabilities for ``thresholds``."""
+    labels and probabilities for ``thresholds`` (on the untempered ones when the model's
+    probabilities were scaled by ``temperature``, which is passed on)."""
+    out = {"decision": decision} if temperature is None else {"decision": decision,
+                                                              "temperature": float(temperature)}
     if decision == "argmax":
-        return {"decision": "argmax"}
+        return out
     if decision == "prior_corrected":
         if train_priors is None:
             raise ValueError("decision='prior_corrected' needs the training priors "
                              "(train_priors=session.priors())")
-        return {"decision": decision, "priors": np.asarray(train_priors)}
+        return {**out, "priors": np.asarray(train_priors)}
     if decision == "thresholds":
         if probs_val is None or y_val is None:
             raise ValueError("decision='thresholds' needs validation labels and probabilities "
                              "(y_val=..., probs_val=...)")
         probs_val = np.asarray(probs_val)
-        return {"decision": decision,
-                "thresholds": fit_thresholds(y_val, probs_val, probs_val.shape[1])}
+        if temperature is not None:
+            probs_val = untempered(probs_val, temperature)
+        return {**out, "thresholds": fit_thresholds(y_val, probs_val, probs_val.shape[1])}
     raise ValueError(f"decision={decision!r}: use one of {', '.join(DECISIONS)}")
 
 
@@ -122,14 +143,17 @@ def comparison_rule(decision: str) -> str:
     return decision if decision in ("argmax", "prior_corrected") else "argmax"
 
 
-def record(decision: str, *, priors=None, thresholds=None) -> dict:
+def record(decision: str, *, priors=None, thresholds=None, temperature=None) -> dict:
     """How a metrics JSON records a rule: ``decision``, plus ``priors`` (prior_corrected) or
-    ``thresholds`` (thresholds) as plain floats."""
+    ``thresholds`` (thresholds) as plain floats, and the ``temperature`` the probabilities were
+    scaled with (the rule saw them untempered)."""
     out = {"decision": decision}
     if decision == "prior_corrected":
         out["priors"] = [float(v) for v in np.ravel(priors)]
     if decision == "thresholds":
         out["thresholds"] = [float(v) for v in np.ravel(thresholds)]
+    if temperature is not None:
+        out["temperature"] = float(temperature)
     return out
 
 

@@ -123,6 +123,10 @@ def bma_record(folds: list[dict], y_val, tempering="per_image") -> dict:
 # --------------------------------------------------------------------------------------------
 # temperature scaling
 # --------------------------------------------------------------------------------------------
+# Calibration never changes a decision: a metrics JSON of tempered probabilities records the
+# temperature, and the decision rule sees the probabilities untempered
+# (skinlib.decision.apply_decision(..., temperature=T)); under prior correction argmax(log p / T -
+# log priors) would otherwise differ from argmax(log p - log priors).
 
 def apply_temperature(probs, temperature: float, eps: float = 1e-12) -> np.ndarray:
     """softmax(log p / T): T > 1 softens over-confident probabilities, T < 1 sharpens."""
@@ -147,3 +151,22 @@ def fit_temperature(y_true, probs, bounds: tuple[float, float] = (0.05, 20.0)) -
     res = minimize_scalar(nll, bounds=tuple(np.log(bounds)), method="bounded",
                           options={"xatol": 1e-4})
     return float(np.exp(res.x))
+
+
+def bma_seeds(fold_sets: list[list[dict]], y_val, tempering="per_image") -> dict[str, list]:
+    """BMA of each repeat's fold models (one list of :func:`skinlib.training.kfold.train_folds`
+    results per seed), before and after temperature scaling.
+
+    Returns:
+        ``{"bma": test probabilities, "bma_ts": the same tempered, "temperature": T}``, lists
+        with one entry per repeat; each T is fitted on the validation split.
+    """
+    out: dict[str, list] = {"bma": [], "bma_ts": [], "temperature": []}
+    for folds in fold_sets:
+        w = bma_record(folds, y_val, tempering)["weights"]
+        test = average([f["test"] for f in folds], w)
+        t = fit_temperature(y_val, average([f["val"] for f in folds], w))
+        out["bma"].append(test)
+        out["bma_ts"].append(apply_temperature(test, t))
+        out["temperature"].append(t)
+    return out

@@ -1,6 +1,10 @@
 """The results table of the series (notebook 12): every model's metrics JSON of a run in one
 table, written as ``metrics/summary.csv`` and ``metrics/summary.md``.
 
+Rows are comparable only if they say what stands behind them, so each carries its training
+budget (epochs run of epochs allowed, training images seen), its decision rule, how many seeds
+(``repeats``) and the unit its 95% CIs resample (``lesion``).
+
 Only files of kind ``model`` and ``comparison`` take part (:data:`skinlib.rundir.METRIC_KINDS`):
 their models are all scored on the same lesion-grouped test split. ``facts`` files (EDA counts,
 GAN quality, CAM checks, the leakage experiment whose models are tested on other splits) stay out.
@@ -22,8 +26,9 @@ TABLE_METRICS = (
     ("accuracy", "accuracy"),
     ("macro F1", "macro_f1"),
     ("mel sens. @ 80% spec.", "mel_sensitivity_at_spec80"),
-    ("ECE", "ece"),
+    ("ECE (l2, debiased)", "ece"),
 )
+TEXT_COLUMNS = ("model", "notebook", "image size", "decision", "CI unit")
 
 
 def collect(run) -> dict[str, dict]:
@@ -60,8 +65,9 @@ def _size(d: dict) -> str:
 
 
 def summary_table(results: dict[str, dict]) -> pd.DataFrame:
-    """One row per model: notebook, image size, training time, decision rule and each metric
-    with its bootstrap 95% CI (columns ``<metric>``, ``<metric> lo``, ``<metric> hi``)."""
+    """One row per model: notebook, image size, training time and budget (epochs run, epochs
+    allowed, images seen), decision rule, seeds (``repeats``), the bootstrap's resampling unit
+    and each metric with its 95% CI (columns ``<metric>``, ``<metric> lo``, ``<metric> hi``)."""
     if not results:
         raise ValueError("no model metrics to tabulate: collect() found no model in the run "
                          f"folder (the model notebooks are {', '.join(MODEL_NOTEBOOKS)})")
@@ -69,22 +75,35 @@ def summary_table(results: dict[str, dict]) -> pd.DataFrame:
     for name, d in results.items():
         row = {"model": name, "notebook": Path(d.get("source", "")).stem[:2],
                "image size": _size(d), "train s": d.get("train_seconds"),
-               "n train": d.get("n_train"), "decision": d.get("decision", "argmax")}
+               "n train": d.get("n_train"), "epochs run": d.get("epochs_run"),
+               "epochs max": d.get("epochs_max"), "images seen": d.get("images_seen"),
+               "decision": d.get("decision", "argmax"), "repeats": d.get("repeats"),
+               "CI unit": (d.get("bootstrap") or {}).get("unit", "image")}
         ci = d.get("ci95") or {}
         for col, key in TABLE_METRICS:
             lo, hi = (ci.get(key) or [None, None])[:2]
             row.update({col: d.get(key), f"{col} lo": lo, f"{col} hi": hi})
         rows.append(row)
     table = pd.DataFrame(rows)
-    numeric = [c for c in table.columns if c not in ("model", "notebook", "image size", "decision")]
+    numeric = [c for c in table.columns if c not in TEXT_COLUMNS]
     table[numeric] = table[numeric].apply(pd.to_numeric, errors="coerce")
     return table
 
 
+def _count(v, digits: int = 0) -> str:
+    """A number for reading (blank when missing); thousands separated."""
+    return "" if pd.isna(v) else f"{v:,.{digits}f}"
+
+
 def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """The summary table for reading: each metric as ``value (lo-hi)``."""
-    out = table[["model", "notebook", "image size", "train s", "decision"]].copy()
-    out["train s"] = [("" if pd.isna(v) else f"{v:.0f}") for v in table["train s"]]
+    """The summary table for reading: epochs as ``run/max``, images seen in thousands, each
+    metric as ``value (lo-hi)``."""
+    out = table[["model", "notebook", "image size"]].copy()
+    out["train s"] = [_count(v) for v in table["train s"]]
+    out["epochs run/max"] = [f"{_count(r)}/{_count(m)}" if not pd.isna(r) else ""
+                             for r, m in zip(table["epochs run"], table["epochs max"])]
+    out["images seen (k)"] = [_count(v / 1000) for v in table["images seen"]]
+    out["decision"], out["repeats"] = table["decision"], [_count(v) for v in table["repeats"]]
     for col, _ in TABLE_METRICS:
         cells = []
         for v, lo, hi in zip(table[col], table[f"{col} lo"], table[f"{col} hi"]):

@@ -7,7 +7,6 @@ A notebook's ``parameters`` cell holds ``profile``, ``data``, ``run_dir``, ``ove
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pandas as pd
 from skinlib import decision, info
 from skinlib.config import Profile, get_profile
 from skinlib.rundir import RunDir, default_run_dir
+from skinlib.splits import catalog_hash
 
 
 @dataclass
@@ -91,7 +91,7 @@ def start(profile: str | None = None, data: str | None = None, run_dir: str | No
     catalog = data_mod.load_catalog(source, dataset=prof.dataset, run_dir=run, profile=prof)
     if with_splits:
         sp = splits_mod.load_or_make_splits(
-            catalog, run.splits_csv, val_frac=prof.val_frac, test_frac=prof.test_frac,
+            catalog, run, val_frac=prof.val_frac, test_frac=prof.test_frac,
             k_folds=prof.k_folds, seed=prof.seed)
         catalog = splits_mod.attach(catalog, sp)
     classes = list(catalog.attrs.get("classes") or info.classes(prof.dataset))
@@ -103,13 +103,6 @@ def start(profile: str | None = None, data: str | None = None, run_dir: str | No
               f"{len(catalog):,} images, {catalog['lesion_id'].nunique():,} lesions, "
               f"{len(classes)} classes; {device_summary()}")
     return session
-
-
-def catalog_hash(catalog: pd.DataFrame) -> str:
-    """SHA-256 of the catalog's identity columns (image, lesion, label), order-independent."""
-    cols = [c for c in ("image_id", "lesion_id", "dx") if c in catalog.columns]
-    text = catalog[cols].sort_values("image_id").to_csv(index=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def package_versions() -> dict[str, str]:

@@ -57,3 +57,13 @@ def test_bad_set_syntax():
 def test_none_string_sets_a_field_to_none():
     p = get_profile("quick", **parse_sets(["transfer_weights=none"]))
     assert get_profile("quick").transfer_weights == "imagenet" and p.transfer_weights is None
+
+
+def test_seed_repeats_per_profile():
+    """Key comparisons need seeds: quick at least 2, full at least 3 (05/06 too); smoke stays
+    fast; 04's arms share 02's budget (there is no separate retrain budget any more)."""
+    smoke, quick, full = (get_profile(p) for p in PROFILES)
+    assert 1 <= smoke.repeats <= 2 and quick.repeats >= 2 and full.repeats >= 3
+    assert full.repeats_large >= 3 and quick.repeats_large >= 1
+    assert not hasattr(full, "retrain_epochs")
+    assert smoke.kid_min_real == quick.kid_min_real == 20

@@ -89,3 +89,30 @@ def test_comparison_rule_replaces_thresholds_by_argmax():
         ["argmax", "prior_corrected", "argmax"]
     with pytest.raises(ValueError, match="use one of"):
         decision.comparison_rule("vote")
+
+
+@pytest.mark.parametrize("temperature", [0.3, 0.6, 1.7, 4.0])
+def test_temperature_never_changes_a_predicted_class(temperature):
+    """Under every rule, the tempered model (probabilities softmax(log p / T), the rule told T)
+    predicts exactly what the untempered one does; evaluate's figures under the rule agree."""
+    from skinlib import ensemble
+
+    y, p = fake(n=800, seed=5, signal=1.0)
+    tempered = ensemble.apply_temperature(p, temperature)
+    priors = decision.priors(y, K)
+    for rule in decision.DECISIONS:
+        params = decision.rule_params(rule, train_priors=priors, y_val=y, probs_val=p)
+        tparams = decision.rule_params(rule, train_priors=priors, y_val=y, probs_val=tempered,
+                                       temperature=temperature)
+        assert tparams["temperature"] == temperature
+        np.testing.assert_allclose(tparams.get("thresholds", 1.0), params.get("thresholds", 1.0))
+        base = decision.apply_decision(p, **params)
+        np.testing.assert_array_equal(decision.apply_decision(tempered, **tparams), base)
+        a = metrics.evaluate(y, p, CLASSES, n_bootstrap=0, **params)
+        b = metrics.evaluate(y, tempered, CLASSES, n_bootstrap=0, **tparams)
+        assert b["confusion_matrix"] == a["confusion_matrix"], rule
+        assert b["balanced_accuracy"] == a["balanced_accuracy"] and b["temperature"] == temperature
+        assert b["balanced_accuracy_argmax"] == a["balanced_accuracy_argmax"]
+    # the data can tell: told nothing, prior correction of tempered probabilities moves classes
+    moved = decision.apply_decision(tempered, "prior_corrected", priors=priors)
+    assert (moved != decision.apply_decision(p, "prior_corrected", priors=priors)).any()

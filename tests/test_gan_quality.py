@@ -14,14 +14,63 @@ def _features(n=120, d=16, seed=0):
 
 def test_kid_of_a_set_against_itself_is_about_zero_and_a_shift_is_not():
     x, y = _features(seed=0), _features(seed=1)
-    itself = gan_quality.kid(x, x, n_subsets=50, subset_size=60, seed=0)
-    same = gan_quality.kid(x, y, n_subsets=50, subset_size=60)
-    shifted = gan_quality.kid(x, y + 1.0, n_subsets=50, subset_size=60)
-    assert itself["kid_std"] >= 0 and itself["subset_size"] == 60
-    # ~0 on the scale of a real difference (overlapping subsets bias it slightly below 0)
+    itself = gan_quality.kid(x, x, n_bootstrap=200, seed=0)
+    same = gan_quality.kid(x, y, n_bootstrap=200)
+    shifted = gan_quality.kid(x, y + 1.0, n_bootstrap=200)
+    assert itself["kid_std"] >= 0 and itself["n_x"] == itself["n_y"] == 120
     assert abs(itself["kid"]) < 0.05 * shifted["kid"]
-    assert abs(same["kid"]) < 3 * same["kid_std"]  # unbiased: 0 within its spread
-    assert shifted["kid"] > 20 * shifted["kid_std"] / 5 and shifted["kid"] > 1.0
+    assert same["ci95"][0] <= 0 <= same["ci95"][1]  # unbiased: 0 within its interval
+    assert shifted["ci95"][0] > 0.5 * shifted["kid"] and shifted["kid"] > 1.0
+    assert same["bootstrap"] == {"unit": "image", "n": 200, "n_units": 240, "seed": 0}
+
+
+def test_mmd2_is_the_unbiased_estimator_written_out():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+
+    def k(a, b):
+        return (a @ b / 3 + 1) ** 3
+
+    xx = np.mean([k(x[i], x[j]) for i in range(5) for j in range(5) if i != j])
+    yy = np.mean([k(y[i], y[j]) for i in range(4) for j in range(4) if i != j])
+    xy = np.mean([k(a, b) for a in x for b in y])
+    assert gan_quality.mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy)
+
+
+@pytest.mark.parametrize("shift, min_coverage", [(0.0, 0.93), (0.4, 0.88)])
+def test_kid_interval_covers_the_truth_with_a_small_real_set(shift, min_coverage):
+    """100 draws of 100 generated and 20 real images: the bootstrap over both sets covers the
+    true KID (the old spread over subsets, when the subset is the whole real set: 73% at 0.4)."""
+    rng = np.random.default_rng(0)
+    truth = gan_quality.mmd2_unbiased(rng.normal(size=(4000, 8)),
+                                      rng.normal(shift, 1, size=(4000, 8))) if shift else 0.0
+    covered = 0
+    for r in range(100):
+        k = gan_quality.kid(rng.normal(size=(100, 8)), rng.normal(shift, 1, size=(20, 8)),
+                            n_bootstrap=300, seed=r)
+        covered += k["ci95"][0] <= truth <= k["ci95"][1]
+        assert k["too_small"] is False and k["min_real"] == gan_quality.MIN_REAL
+    assert covered / 100 >= min_coverage, covered
+
+
+def test_kid_against_floor_and_too_small_classes():
+    rng = np.random.default_rng(4)
+    train, real = rng.normal(size=(80, 6)), rng.normal(size=(30, 6))
+    good, bad = rng.normal(size=(80, 6)), rng.normal(1.0, 1, size=(80, 6))
+    lesions = np.repeat(np.arange(15), 2)
+    k_good = gan_quality.kid_against_floor(good, train, real, groups_real=lesions,
+                                           n_bootstrap=300)
+    k_bad = gan_quality.kid_against_floor(bad, train, real, groups_real=lesions, n_bootstrap=300)
+    assert k_bad["excess"] == pytest.approx(k_bad["kid"] - k_bad["floor"])
+    assert k_bad["floor"] == k_good["floor"] == pytest.approx(
+        gan_quality.mmd2_unbiased(train, real))
+    assert k_bad["excess_ci95"][0] > 0 and "further from the real" in gan_quality.kid_verdict(
+        k_bad)
+    assert "not distinguishable" in gan_quality.kid_verdict(k_good)
+    assert k_good["bootstrap"]["unit"] == "lesion" and k_good["bootstrap"]["n_units"] == 175
+    small = gan_quality.kid_against_floor(good, train, real[:12], n_bootstrap=50, min_real=20)
+    assert small["too_small"] and "too few real held-out images" in gan_quality.kid_verdict(
+        small)
 
 
 def test_kid_refuses_mismatched_features():

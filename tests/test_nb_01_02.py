@@ -14,7 +14,8 @@ from skinlib.rundir import project_root
 CONTRACT_KEYS = {"accuracy", "balanced_accuracy", "balanced_accuracy_argmax", "decision",
                  "macro_f1", "macro_auc", "per_class", "confusion_matrix", "classes", "ece",
                  "mel_sensitivity_at_spec80", "ci95", "model", "profile", "data", "split",
-                 "image_size", "n_train", "n_test", "train_seconds"}
+                 "image_size", "n_train", "n_test", "train_seconds", "bootstrap", "repeats",
+                 "epochs_run", "epochs_max", "images_seen"}
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -63,6 +64,13 @@ def test_baseline_notebook(smoke_run):
     assert m["n_test"] == sum(sum(r) for r in m["confusion_matrix"])
     assert (run / "models" / "02_baseline_cnn.keras").exists()
     assert list((run / "logs" / "tensorboard" / "02_baseline_cnn").rglob("events.out.tfevents.*"))
-    assert (run / "splits.csv").exists()
+    assert (run / "splits.csv").exists() and (run / "splits.json").exists()
+    # lesion-level CIs, the seeds and the training budget behind the row
+    assert m["bootstrap"]["unit"] == "lesion" and m["bootstrap"]["n_units"] == len(
+        set(splits.loc[splits["split"] == "test", "lesion_id"]))
+    assert m["repeats"] == len(m["seeds"]["seed"]) >= 1
+    assert m["seeds"]["balanced_accuracy"][0] == m["balanced_accuracy"]
+    assert 0 < m["epochs_run"] <= m["epochs_max"] and m["images_seen"] == m["epochs_run"] * m[
+        "n_train"]  # smoke balances by nothing: one epoch shows the training split once
     # The synthetic classes are learnable: the smoke model must beat chance (1/7).
     assert m["macro_auc"] > 0.8 and m["balanced_accuracy"] > 0.4

@@ -32,6 +32,12 @@ def test_nb_05_writes_bma_metrics(smoke_run):
     for name, m in out["models"].items():
         assert m["n_test"] == sum(m["per_class"][c]["support"] for c in m["classes"]), name
     assert out["models"]["05_bma_ts"]["temperature"] == out["temperature"] > 0
+    # temperature scaling never moves a decision: the same confusion matrix as the BMA's
+    assert out["models"]["05_bma_ts"]["confusion_matrix"] == \
+        out["models"]["05_bma"]["confusion_matrix"]
+    for name, m in out["models"].items():
+        assert m["bootstrap"]["unit"] == "lesion" and m["repeats"] == out["repeats"], name
+        assert 0 < m["epochs_run"] <= m["epochs_max"] and m["images_seen"] > 0, name
 
     k = 2  # smoke profile's k_folds
     bma = out["bma_weights"]
@@ -59,6 +65,11 @@ def test_nb_05_writes_bma_metrics(smoke_run):
     base02 = json.loads((run / "metrics" / "02_baseline_cnn.json").read_text())
     comp = out["comparisons"]["02_baseline_cnn"]
     assert comp["decision"] == base02["decision"] == out["models"]["05_bma"]["decision"]
+    assert comp["repeats"] == min(out["repeats"], base02["repeats"]) == 1  # smoke: one seed
+    assert comp["bootstrap"]["unit"] == "lesion" and comp["balanced_accuracy"]["verdict"] in (
+        "better", "worse", "not distinguishable")
+    ts = out["comparisons"]["05_bma_ts_vs_02_baseline_cnn"]["balanced_accuracy"]
+    assert ts["diff"] == comp["balanced_accuracy"]["diff"]  # same decisions, same difference
     for metric in ("balanced_accuracy", "macro_auc"):
         assert comp[metric]["a"] == pytest.approx(base02[metric])
         assert comp[metric]["b"] == pytest.approx(out["models"]["05_bma"][metric])

@@ -52,6 +52,13 @@ def test_results_notebook_writes_summary_and_leakage(smoke_run):
             else:
                 assert table.loc[name, col] == pytest.approx(m[key], abs=5e-5), (name, col)
         assert table.loc[name, "decision"] == m["decision"]
+        # what stands behind each row: seeds, the CI's resampling unit and the training budget
+        assert table.loc[name, "repeats"] == m["repeats"] >= 1, name
+        assert table.loc[name, "CI unit"] == m["bootstrap"]["unit"] == "lesion", name
+        for col, key in (("epochs run", "epochs_run"), ("epochs max", "epochs_max"),
+                         ("images seen", "images_seen")):
+            assert (pd.isna(table.loc[name, col]) if m.get(key) is None
+                    else table.loc[name, col] == m[key]), (name, col)
     assert (metrics / "summary.md").read_text().startswith("| model ")
     leak = json.loads((metrics / "12_leakage.json").read_text())
     assert leak["kind"] == "facts"

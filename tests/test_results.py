@@ -16,10 +16,13 @@ def _model_json(run, name, seed):
     rng = np.random.default_rng(seed)
     y = np.arange(70) % len(CLASSES)
     probs = rng.dirichlet(np.ones(len(CLASSES)), size=len(y))
-    res = metrics.evaluate(y, probs, CLASSES, n_bootstrap=20, seed=seed)
+    res = metrics.evaluate(y, probs, CLASSES, groups=np.arange(70) // 2, n_bootstrap=20,
+                           seed=seed)
     meta = dict(model=name, profile="smoke", data="synthetic", split="test", image_size=[24, 32],
                 n_train=100, n_test=70, train_seconds=1.5)
-    run.write_metrics(name, metrics.result_json(res, **meta), kind="model")
+    budget = {"epochs_run": 5 + seed, "epochs_max": 22, "images_seen": 1000 * (5 + seed),
+              "repeats": 2}
+    run.write_metrics(name, {**metrics.result_json(res, **meta), **budget}, kind="model")
     return res
 
 
@@ -53,6 +56,10 @@ def test_summary_csv_equals_the_metrics_json(run):
             assert back.loc[name, f"{col} lo"] == pytest.approx(raw["ci95"][key][0], abs=5e-5)
             assert back.loc[name, f"{col} hi"] == pytest.approx(raw["ci95"][key][1], abs=5e-5)
         assert back.loc[name, "decision"] == raw["decision"]
+        for col, key in (("epochs run", "epochs_run"), ("epochs max", "epochs_max"),
+                         ("images seen", "images_seen"), ("repeats", "repeats")):
+            assert back.loc[name, col] == raw[key], (name, col)
+        assert back.loc[name, "CI unit"] == raw["bootstrap"]["unit"] == "lesion"
 
 
 def test_summary_table_csv_and_markdown(run):
@@ -68,6 +75,10 @@ def test_summary_table_csv_and_markdown(run):
     md = md_path.read_text().splitlines()
     assert [c.strip() for c in md[0].split("|")[1:3]] == ["model", "notebook"] and len(md) == 4
     assert md[2].count("|") == md[0].count("|")
+    shown = results.formatted(table).set_index("model")
+    assert shown.loc["06_resnet50_transfer", "epochs run/max"] == "6/22"
+    assert shown.loc["06_resnet50_transfer", "images seen (k)"] == "6"
+    assert shown.loc["02_baseline_cnn", "repeats"] == "2"
 
 
 def test_empty_run_is_a_clear_error(tmp_path):

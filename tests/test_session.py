@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from skinlib import session
@@ -58,3 +59,25 @@ def test_smoke_training_is_reproducible(smoke_session, tmp_path):
         results.append(res)
     for key in ("accuracy", "balanced_accuracy", "macro_auc", "confusion_matrix"):
         assert results[0][key] == results[1][key], key
+
+
+@pytest.mark.slow
+def test_seed_repeats_train_name_and_save_every_seed(tmp_path):
+    """train_cnn_seeds: seed r is named m_s<r> and seeded profile.seed + 1000 r; evaluate_seeds
+    saves every seed's test probabilities and lists each seed's figures beside the first's."""
+    from skinlib import evaluation, training
+
+    s = session.start("smoke", None, str(tmp_path), quiet=True)
+    runs = training.cnn.train_cnn_seeds(s, "m", repeats=2, epochs=1, verbose=0)
+    assert [rec["seed"] for _, rec in runs] == [s.profile.seed, s.profile.seed + 1000]
+    assert [rec["name"] for _, rec in runs] == ["m", "m_s1"]
+    assert all(rec["epochs_max"] == 1 and rec["images_seen"] == len(s.frame("train"))
+               for _, rec in runs)
+    res, probs = evaluation.evaluate_seeds(s, runs, name="m", image_size=s.profile.image_size,
+                                           n_train=len(s.frame("train")))
+    assert res["repeats"] == 2 and res["seeds"]["seed"] == [42, 1042]
+    assert not np.allclose(probs[0], probs[1])  # two seeds, two models
+    again = evaluation.load_seed_probs(s, "m", "02", 2)
+    np.testing.assert_allclose(again[1], probs[1])
+    with pytest.raises(MissingArtifactError, match="02_baseline_cnn"):
+        evaluation.load_seed_probs(s, "m", "02", 3)

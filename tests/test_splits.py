@@ -1,5 +1,7 @@
 """Lesion-grouped, stratified splits: no lesion on two sides, class shares kept, re-used."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,14 +65,33 @@ def test_image_level_split_leaks():
     assert (sp.groupby("lesion_id")["split"].nunique() > 1).any()
 
 
-def test_reuse_and_mismatch(tmp_path):
+def test_reuse_only_the_split_asked_for(tmp_path):
     cat = _catalog()
-    path = tmp_path / "splits.csv"
-    first = splits.load_or_make_splits(cat, path, seed=3)
-    again = splits.load_or_make_splits(cat, path, seed=99)  # saved split wins
+    run = tmp_path / "run"
+    first = splits.load_or_make_splits(cat, run, seed=3, k_folds=3)
+    key = json.loads((run / "splits.json").read_text())
+    assert key == splits.split_key(cat, seed=3, k_folds=3) and key["seed"] == 3
+    again = splits.load_or_make_splits(cat, run, seed=3, k_folds=3)  # same key: re-used
     pd.testing.assert_frame_equal(first, again, check_dtype=False)
+    for change, named in (({"seed": 99}, "seed=3 there but 99 asked"),
+                          ({"test_frac": 0.2}, "test_frac=0.15 there but 0.2 asked"),
+                          ({"k_folds": 5}, "k_folds=3 there but 5 asked")):
+        with pytest.raises(splits.SplitError, match=named + ".*another run folder.*delete"):
+            splits.load_or_make_splits(cat, run, **{"seed": 3, "k_folds": 3, **change})
     with pytest.raises(splits.SplitError, match="other data"):
-        splits.load_or_make_splits(cat.iloc[5:], path)
+        splits.load_or_make_splits(cat.iloc[5:], run, seed=3, k_folds=3)
+    (run / "splits.json").unlink()  # a split of an older skinlib has no key: refused
+    with pytest.raises(splits.SplitError, match="no key file.*older skinlib.*--out"):
+        splits.load_or_make_splits(cat, run, seed=3, k_folds=3)
+
+
+def test_the_number_of_folds_never_moves_the_test_split():
+    cat = _catalog()
+    by_k = {k: splits.make_splits(cat, k_folds=k, seed=11) for k in (2, 3, 5)}
+    for k in (3, 5):
+        pd.testing.assert_series_equal(by_k[k]["split"], by_k[2]["split"])
+        assert set(by_k[k]["fold"]) == {-1, *range(k)}
+    assert not by_k[3]["fold"].equals(by_k[5]["fold"])
 
 
 def test_bad_fractions():

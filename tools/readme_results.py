@@ -71,7 +71,8 @@ def build(run_dir: str, commands: list[str]) -> str:
              f"Data: {data}, "
              f"{env['n_images']:,} images, lesion-grouped split, seed "
              f"{env['profile']['seed']}; every model is tested once on the same "
-             f"{_n_test(run)} test images. 95% bootstrap CIs in brackets.", "",
+             f"{_n_test(run)} test images. 95% lesion-level bootstrap CIs in brackets; the "
+             "columns say each row's epochs, images seen, decision rule and seeds.", "",
              summary_md, "",
              "Wall time per notebook (minutes): " + ", ".join(
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())

@@ -31,6 +31,16 @@ def set_seed(seed: int, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def repeat_seed(profile, r: int) -> int:
+    """The seed of repeat ``r`` of a model (``r = 0`` is the profile's seed)."""
+    return int(profile.seed) + 1000 * int(r)
+
+
+def repeat_name(name: str, r: int) -> str:
+    """The training name of repeat ``r`` of a model: ``name`` for the first, ``name_s<r>`` after."""
+    return name if int(r) == 0 else f"{name}_s{int(r)}"
+
+
 def get_strategy():
     """The ``tf.distribute`` strategy for this machine: TPU, several GPUs, or the default."""
     import tensorflow as tf
@@ -128,6 +138,19 @@ def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: 
     weights = class_weights(frame["label"], n_classes) if balance == "weights" else None
     steps = steps_per_epoch(frame, profile.batch_size) if balance == "resample" else None
     return TrainingInputs(train_ds, val_ds, weights, steps)
+
+
+def epoch_images(frame: pd.DataFrame, inputs: TrainingInputs, batch_size: int) -> int:
+    """Training images one epoch shows: the frame, or the resampled steps' batches."""
+    return int(inputs.steps_per_epoch * batch_size if inputs.steps_per_epoch else len(frame))
+
+
+def budget(record: dict, *, epochs_max: int, images_per_epoch: int) -> dict:
+    """What a training run cost: ``epochs_run``, ``epochs_max`` (the epochs it was allowed) and
+    ``images_seen`` (training images shown, augmented copies and repeats counted)."""
+    run = int(record.get("epochs_run") or 0)
+    return {"epochs_run": run, "epochs_max": int(epochs_max),
+            "images_seen": run * int(images_per_epoch)}
 
 
 def tensorboard_dir(run, name: str) -> Path:

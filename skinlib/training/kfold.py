@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skinlib.training.fit import fit, get_strategy, predict_probs, set_seed, stage_history
-from skinlib.training.fit import training_inputs
+from skinlib.training.fit import budget, epoch_images, fit, get_strategy, predict_probs, set_seed
+from skinlib.training.fit import stage_history, training_inputs
 
 HOLDOUTS = ("val", "none")
 
@@ -53,31 +53,34 @@ def fold_frames(catalog: pd.DataFrame, *, holdout: str = "val"
     return out
 
 
-def _train_fold(session, k: int, tr, held, build_model, unfreeze, *, prefix: str,
+def _train_fold(session, k: int, tr, held, build_model, unfreeze, *, prefix: str, seed: int,
                 epochs: int, finetune_epochs: int, finetune_lr_factor: float, verbose: int):
-    """Train stage 1 (and stage 2 when ``finetune_epochs``) of fold ``k``.
+    """Train stage 1 (and stage 2 when ``finetune_epochs``) of fold ``k`` (seed ``seed + k``).
 
     Returns:
-        ``(model, name, records)``: the final model, its training name, one record per stage.
+        ``(model, name, records)``: the final model, its training name, one record per stage
+        (with :func:`skinlib.training.fit.budget`).
     """
     import keras
 
     p = session.profile
     keras.backend.clear_session()
-    set_seed(p.seed + k)
-    inputs = training_inputs(tr, p, n_classes=session.n_classes, val_frame=held, seed=p.seed + k)
+    set_seed(seed + k)
+    inputs = training_inputs(tr, p, n_classes=session.n_classes, val_frame=held, seed=seed + k)
+    per_epoch = epoch_images(tr, inputs, p.batch_size)
     common = dict(**inputs._asdict(), run=session.run, patience=p.patience,
                   schedule=p.lr_schedule, force=session.force, verbose=verbose)
     with get_strategy().scope():
         model = build_model()
     name = f"{prefix}_fold{k}"
     model, rec = fit(model, name=name, epochs=epochs, learning_rate=p.learning_rate, **common)
-    records = [rec]
+    records = [{**rec, **budget(rec, epochs_max=epochs, images_per_epoch=per_epoch)}]
     if finetune_epochs > 0:
         name = f"{prefix}_fold{k}_ft"
         model, rec2 = fit(unfreeze(model), name=name, epochs=finetune_epochs,
                           learning_rate=p.learning_rate * finetune_lr_factor, **common)
-        records.append(rec2)
+        records.append({**rec2, **budget(rec2, epochs_max=finetune_epochs,
+                                         images_per_epoch=per_epoch)})
     return model, name, records
 
 
@@ -93,7 +96,8 @@ def _fold_result(session, k: int, tr, held, model, name: str, records: list[dict
     return {
         "fold": k, "name": name, "n_train": len(tr), "n_heldout": len(held),
         "train_seconds": float(sum(r["train_seconds"] for r in records)),
-        "epochs_run": int(sum(r["epochs_run"] for r in records)),
+        **{key: int(sum(r[key] for r in records))
+           for key in ("epochs_run", "epochs_max", "images_seen")},
         "loaded": all(r["loaded"] for r in records),
         "history": history, "stage_boundary": None if boundary is None else boundary - 1,
         "heldout": held[["image_id", "label"]].reset_index(drop=True),
@@ -103,7 +107,8 @@ def _fold_result(session, k: int, tr, held, model, name: str, records: list[dict
 
 def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val",
                 epochs: int | None = None, finetune_epochs: int | None = None,
-                finetune_lr_factor: float = 0.1, unfreeze=None, verbose: int = 2) -> list[dict]:
+                finetune_lr_factor: float = 0.1, unfreeze=None, seed: int | None = None,
+                verbose: int = 2) -> list[dict]:
     """Train one model per fold (early stopping on its own held-out fold) and predict.
 
     Each fold's stage 1 is ``fit(..., name=f"{prefix}_fold{k}")`` and its optional stage 2
@@ -118,10 +123,13 @@ def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val
         epochs, finetune_epochs: default the profile's ``expert_epochs`` and
             ``expert_finetune_epochs`` (0 skips stage 2).
         unfreeze: ``model -> model`` opening layers for stage 2 (default: the expert trunks).
+        seed: fold k is seeded ``seed + k`` (default the profile's seed; a repeat passes
+            :func:`skinlib.training.fit.repeat_seed` and its own ``prefix``).
 
     Returns:
         One dict per fold: ``fold``, ``name`` (the final model's training name), ``n_train``,
-        ``n_heldout``, ``train_seconds``, ``epochs_run``, ``loaded``, ``history`` (DataFrame),
+        ``n_heldout``, ``train_seconds``, ``epochs_run``, ``epochs_max``, ``images_seen``
+        (summed over stages), ``loaded``, ``history`` (DataFrame),
         ``stage_boundary`` (the last epoch of stage 1, ``None`` with one stage), ``heldout``
         (image_id, label), ``oof``, ``val`` (``None`` when ``holdout="none"``) and ``test``
         probabilities.
@@ -134,7 +142,8 @@ def train_folds(session, build_model, *, prefix: str = "05", holdout: str = "val
     results = []
     for k, (tr, held) in enumerate(fold_frames(session.catalog, holdout=holdout)):
         model, name, records = _train_fold(
-            session, k, tr, held, build_model, unfreeze, prefix=prefix, epochs=epochs,
+            session, k, tr, held, build_model, unfreeze, prefix=prefix,
+            seed=p.seed if seed is None else int(seed), epochs=epochs,
             finetune_epochs=finetune_epochs, finetune_lr_factor=finetune_lr_factor,
             verbose=verbose)
         results.append(_fold_result(session, k, tr, held, model, name, records, holdout))
