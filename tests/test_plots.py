@@ -200,3 +200,21 @@ def test_heatmap_labels_contrast_with_their_cells(results):
     assert _luminance(top.get_color()) < 0.2 < 0.8 < _luminance(bottom.get_color())
     ax = plots.confusion_matrix(results["cnn"][2]).axes[0]
     assert len(ax.texts) == K * K and min(_cell_text_contrast(ax).values()) >= 2.0
+
+
+def _contrast_on_white(color) -> float:
+    """WCAG contrast ratio of a colour against white."""
+    return 1.05 / (_luminance(color) + 0.05)
+
+
+def test_every_class_colour_reads_on_white():
+    """Lines, tick labels and titles drawn in a class colour need 3:1 against white (WCAG for
+    graphics); Okabe-Ito's yellow, df's old colour, had 1.3:1."""
+    assert _contrast_on_white("#F0E442") < 1.5 and _contrast_on_white("black") == pytest.approx(21)
+    weak = {dx: round(_contrast_on_white(c), 2) for dx, c in info.COLORS.items()
+            if _contrast_on_white(c) < 3.0}
+    assert not weak, f"class colours too light on white: {weak}"
+    for dataset in info.DATASETS:
+        assert set(info.classes(dataset)) <= set(info.COLORS), dataset
+    ham = [info.COLORS[c] for c in info.classes("ham10000")]
+    assert len(set(ham)) == len(ham)
