@@ -85,3 +85,21 @@ def classes(dataset: str = "ham10000") -> list[str]:
 def class_names(dataset: str = "ham10000") -> dict[str, str]:
     """Readable name of each class code of a dataset."""
     return dict(DATASETS[dataset]["names"])
+
+
+def class_name(dx: str) -> str:
+    """Readable name of a class code of any dataset (``"mel"`` -> ``"Melanoma"``); the code
+    itself when no dataset names it."""
+    for meta in DATASETS.values():
+        if dx in meta["names"]:
+            return meta["names"][dx]
+    return dx
+
+
+def class_legend(dataset: str = "ham10000") -> str:
+    """One line per class of a dataset: code, name, and "malignant" where it is."""
+    meta = DATASETS[dataset] if dataset in DATASETS else None
+    if meta is None:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {sorted(DATASETS)}")
+    return "\n".join(f"{c:<6} {meta['names'][c]}" + ("  (malignant)" if c in meta["malignant"]
+                                                     else "") for c in meta["classes"])
