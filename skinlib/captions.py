@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skinlib.metrics import expected_calibration_error, reliability_table
+from skinlib.metrics import expected_calibration_error
 from skinlib.plots import history_frame, restored_epoch
 
 
@@ -25,11 +25,15 @@ def history(hist, stage_boundary: int | None = None) -> str:
     val = frame["val_loss"].to_numpy()
     i = list(epochs).index(best)
     rise = val[-1] - val[i]
-    return (text + f"; validation loss was lowest at epoch {best} ({val[i]:.3f}), the epoch whose "
-            "weights were kept. "
-            + (f"After it, validation loss rose by {rise:.3f} while training loss kept falling: "
-               "over-fitting, which early stopping cut off." if rise > 0.01 * abs(val[i]) else
-               "It did not rise clearly afterwards: more epochs might still help."))
+    text += (f"; validation loss was lowest at epoch {best} ({val[i]:.3f}), the epoch whose "
+             "weights were kept. ")
+    if i == len(val) - 1:
+        return text + "That is the last epoch: validation loss was still falling, so more " \
+                      "epochs might help."
+    return text + (f"After it, validation loss rose by {rise:.3f} while training loss kept "
+                   "falling: over-fitting, which early stopping cut off."
+                   if rise > 0.01 * abs(val[i]) else
+                   "It stayed about there afterwards: training had levelled off.")
 
 
 def learning_curves(histories: dict, stage_boundaries: dict | None = None) -> str:
@@ -63,18 +67,17 @@ def roc(result: dict) -> str:
 
 
 def reliability(y_true, probs, name: str = "the model", n_bins: int = 15) -> str:
-    """Under :func:`skinlib.plots.reliability_diagram`: ECE and the direction of miscalibration
-    in the fullest confidence bin."""
-    table = reliability_table(y_true, probs, n_bins)
-    full = table[table["count"] > 0]
-    top = full.loc[full["count"].idxmax()]
-    gap = top["confidence"] - top["accuracy"]
-    return (f"ECE of {name}: {expected_calibration_error(y_true, probs, n_bins):.3f} (the "
-            "average gap between confidence and accuracy, weighted by the images per bin). In the "
-            f"fullest bin ({int(top['count'])} images) the mean confidence is "
-            f"{top['confidence']:.2f} and the accuracy {top['accuracy']:.2f}: "
+    """Under :func:`skinlib.plots.reliability_diagram`: ECE, and the mean confidence of the top
+    label against how often it is right."""
+    p = np.asarray(probs, dtype=float)
+    confidence = float(p.max(axis=1).mean())
+    accuracy = float((p.argmax(axis=1) == np.asarray(y_true)).mean())
+    gap = confidence - accuracy
+    return (f"ECE of {name}: {expected_calibration_error(y_true, p, n_bins):.3f} (the gap "
+            "between confidence and accuracy per bin, weighted by the images in it). On average "
+            f"the top label is given {confidence:.2f} and is right {accuracy:.2f} of the time: "
             + ("over-confident." if gap > 0.02 else "under-confident." if gap < -0.02
-               else "calibrated."))
+               else "about calibrated."))
 
 
 def gan_losses(losses: dict[str, pd.DataFrame]) -> str:

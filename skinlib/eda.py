@@ -91,9 +91,12 @@ def reading_age(catalog: pd.DataFrame) -> str:
     missing = int(pd.to_numeric(catalog["age"], errors="coerce").isna().sum())
     if med.empty:
         return f"No image has an age ({missing} missing)."
+    spread = med.max() - med.min()
     return (f"Median age runs from {med.min():.0f} years ({med.idxmin()}) to {med.max():.0f} "
-            f"({med.idxmax()}); {missing:,} images have no age. Where ages differ this much, a "
-            "model can pick up age-related cues (skin texture, sun damage) from the image.")
+            f"({med.idxmax()}); {missing:,} images have no age. "
+            + (f"A gap of {spread:.0f} years means a model can pick up age-related cues (skin "
+               "texture, sun damage) from the image, which matters when reading Grad-CAM maps."
+               if spread >= 10 else "The classes differ little in age."))
 
 
 def reading_sex(catalog: pd.DataFrame) -> str:
@@ -159,8 +162,10 @@ def reading_image_stats(stats: dict) -> str:
         return f"No sampled image could be read ({stats['bad']} unreadable)."
     (w, h), n = stats["sizes"].index[0], int(stats["sizes"].iloc[0])
     red = stats["colour"]["R"] - stats["colour"]["B"]
-    return (f"Of {stats['n']} sampled images ({stats['bad']} unreadable), {n / stats['n']:.0%} "
-            f"are {w}x{h} px ({len(stats['sizes'])} sizes in all). The reddest class on average "
+    sizes = (f"all are {w}x{h} px" if len(stats["sizes"]) == 1 else
+             f"{n / stats['n']:.0%} are {w}x{h} px ({len(stats['sizes'])} sizes in all)")
+    return (f"Of {stats['n']} sampled images ({stats['bad']} unreadable), {sizes}. "
+            "The reddest class on average "
             f"is {red.idxmax()} (red minus blue {red.max():.0f} of 255), the least red "
             f"{red.idxmin()} ({red.min():.0f}): colour is a cue a CNN will use.")
 

@@ -178,29 +178,36 @@ def class_counts(df: pd.DataFrame) -> Figure:
 
 
 def images_per_lesion(df: pd.DataFrame) -> Figure:
-    """Histogram of images per lesion, stacked by the lesion's dx, on a log axis so the tail of
-    lesions with many images shows; each bar carries its number of lesions."""
+    """Left: lesions by their number of images on a log axis, so the tail of lesions with many
+    images shows, each bar with its count. Right: the classes' share within each bar (stacking
+    on a log axis would distort the shares)."""
     _need(df, "lesion_id")
     classes = _classes(df)
     per = df.groupby("lesion_id").agg(n=("dx", "size"), dx=("dx", "first"))
-    top = int(per["n"].max())
-    bins = np.arange(1, top + 2) - 0.5
-    fig, axes = _figure()
+    totals = per["n"].value_counts().sort_index()
+    fig, axes = _figure(1, 2, figsize=(10, 3.8), width_ratios=[1, 1.15])
     ax = axes[0, 0]
-    data = [per.loc[per["dx"] == c, "n"].to_numpy() for c in classes]
-    ax.hist(data, bins=bins, stacked=True, label=classes, color=[_color(c) for c in classes],
-            log=True)
-    totals = per["n"].value_counts()
-    for k, n in totals.items():
-        ax.annotate(f"{n:,}", (k, n), xytext=(0, 3), textcoords="offset points", ha="center",
-                    fontsize=9)
+    bars = ax.bar(totals.index, totals.to_numpy(), color=_GREY, log=True)
+    ax.bar_label(bars, labels=[f"{n:,}" for n in totals], fontsize=9, padding=2)
     ax.set_ylim(0.7, totals.max() * 3)
-    ax.set_xticks(range(1, top + 1))
+    ax.set_xticks(totals.index)
     ax.set_xlabel("images per lesion")
     ax.set_ylabel("lesions (log scale)")
     ax.set_title(f"{len(per):,} lesions in {len(df):,} images "
-                 f"({(per['n'] > 1).mean():.0%} of lesions have several images)")
-    ax.legend(fontsize=8, frameon=False)
+                 f"({(per['n'] > 1).mean():.0%} have several)", fontsize=10)
+    ax = axes[0, 1]
+    share = pd.crosstab(per["n"], per["dx"].astype(str), normalize="index")
+    share = share.reindex(columns=[c for c in classes if c in share.columns])
+    left = np.zeros(len(share))
+    for c in share.columns:
+        ax.barh([str(k) for k in share.index], share[c], left=left, color=_color(c), label=c)
+        left += share[c].to_numpy()
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the lesions")
+    ax.set_ylabel("images per lesion")
+    ax.set_title("Which classes those lesions belong to", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
@@ -467,7 +474,7 @@ def reliability_diagram(y_true, probs_by_name: dict[str, np.ndarray], n_bins: in
                    width=width, color=color, align="edge")
     top.plot([0, 1], [0, 1], color=_GREY, ls=":", label="perfect calibration")
     top.set_ylabel("accuracy")
-    top.set_ylim(0, 1)
+    top.set_ylim(0, 1.03)  # points at accuracy 1 stay visible
     top.set_title("Reliability diagram (top label)")
     top.legend(fontsize=8, frameon=False, loc="upper left")
     bottom.set_xlim(0, 1)
@@ -668,18 +675,30 @@ def gan_vs_real(blocks: dict[str, dict], n: int = 4) -> Figure:
 
 def kid_vs_floor(table: pd.DataFrame) -> Figure:
     """KID of generated vs real validation images per class (filled, class colour) beside the
-    real-vs-real floor (hollow grey), each with its spread over subsets; lower is closer."""
+    real-vs-real floor (hollow grey), each with its spread over subsets; lower is closer. A KID
+    beyond three times the classes' median sits at the right edge as an arrow with its value,
+    so one failed GAN does not flatten the rest."""
     _need(table, "kid", "kid_std", "kid_floor", "kid_floor_std")
     classes = list(table.index)
-    fig, axes = _figure(figsize=(6.5, 0.55 * len(classes) + 1.6))
+    kid = table["kid"].to_numpy(dtype=float)
+    cap = 3 * np.nanmedian(np.abs(kid))
+    off = (kid > cap) if cap > 0 else np.zeros(len(kid), bool)
+    fig, axes = _figure(figsize=(6.5, 0.55 * len(classes) + 1.8))
     ax = axes[0, 0]
     y = np.arange(len(classes))
     ax.errorbar(table["kid_floor"], y + 0.12, xerr=table["kid_floor_std"], fmt="o", mfc="white",
-                color=_GREY, capsize=3, label="floor: real training vs real validation")
+                color=_GREY, capsize=3)
     for i, dx in enumerate(classes):
-        ax.errorbar(table.loc[dx, "kid"], i - 0.12, xerr=table.loc[dx, "kid_std"], fmt="o",
-                    color=_color(dx), capsize=3,
-                    label="generated vs real validation" if i == 0 else None)
+        if off[i]:
+            ax.plot(cap, i - 0.12, marker=">", ms=9, color=_color(dx))
+            ax.annotate(f"{kid[i]:.3g}", (cap, i - 0.12), xytext=(-8, 0), fontsize=9,
+                        textcoords="offset points", ha="right", va="center", color=_color(dx))
+        else:
+            ax.errorbar(kid[i], i - 0.12, xerr=table.loc[dx, "kid_std"], fmt="o",
+                        color=_color(dx), capsize=3)
+    if off.any():
+        floor = np.nanmin(table["kid_floor"].to_numpy(dtype=float))
+        ax.set_xlim(max(ax.get_xlim()[0], min(-0.3 * cap, 1.2 * floor)), cap * 1.05)
     ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(y, classes)
     for tick, c in zip(ax.get_yticklabels(), classes):
@@ -688,7 +707,11 @@ def kid_vs_floor(table: pd.DataFrame) -> Figure:
     ax.set_xlabel("KID (lower: closer to the real validation images)")
     ax.set_title("KID of each GAN against the real-vs-real floor (± spread over subsets)",
                  fontsize=10)
-    fig.legend(fontsize=8, frameon=False, loc="outside lower center", ncols=2)
+    fig.legend(handles=[Line2D([], [], color=_GREY, marker="o", mfc="white", ls="none",
+                               label="floor: real training vs real validation"),
+                        Line2D([], [], color="black", marker="o", ls="none",
+                               label="generated vs real validation (class colour)")],
+               fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     return fig
 
 

@@ -16,7 +16,9 @@ def test_history_names_the_restored_epoch_and_overfitting():
     assert text.startswith("Training loss went from 1.000 to 0.500 over 4 epochs; validation loss "
                            "was lowest at epoch 2 (0.700)")
     assert "rose by 0.200" in text
-    assert "did not rise" in captions.history({"loss": [1.0, 0.8], "val_loss": [1.0, 0.9]})
+    assert "still falling" in captions.history({"loss": [1.0, 0.8], "val_loss": [1.0, 0.9]})
+    assert "levelled off" in captions.history({"loss": [1.0, 0.8, 0.7],
+                                               "val_loss": [1.0, 0.9, 0.9001]})
     staged = captions.history({"loss": [1.0, 0.9, 0.8], "val_loss": [0.5, 0.9, 0.8]},
                               stage_boundary=1)
     assert "lowest at epoch 3 (0.800)" in staged  # the best of the last stage
@@ -43,6 +45,7 @@ def test_roc_and_reliability_follow_the_result():
                            f"Best separated: {auc.idxmax()} (AUC {auc.max():.3f})")
     text = captions.reliability(y, p, "cnn")
     assert text.startswith(f"ECE of cnn: {r['ece']:.3f}")
+    assert f"is right {r['accuracy']:.2f} of the time" in text
     sharp = np.where(np.eye(len(CLASSES))[y] == 1, 0.5, 0.5 / 6)
     sharp[np.arange(len(y)) % 2 == 0] = np.roll(sharp[np.arange(len(y)) % 2 == 0], 1, axis=1)
     peaked = sharp ** 8 / (sharp ** 8).sum(1, keepdims=True)  # half right, all very confident

@@ -42,7 +42,7 @@ def test_images_per_lesion_spells_out_the_tail(catalog):
 
 def test_patient_and_site_readings(catalog):
     assert eda.reading_age(catalog).startswith(
-        "Median age runs from 35 years (df) to 60 (mel); 1 images have no age.")
+        "Median age runs from 35 years (df) to 60 (mel); 1 images have no age. A gap of 25 years")
     male = (catalog["sex"] == "male").mean()
     assert eda.reading_sex(catalog).startswith(
         f"{male:.0%} of the images with a recorded sex are of men; by class the share runs "
@@ -67,7 +67,7 @@ def test_image_sample_and_its_reading(tmp_path, catalog):
     assert stats["n"] == 100 and stats["sizes"].to_dict() == {(16, 12): 100}
     assert list(stats["colour"].index) == ["df", "mel", "nv"]
     text = eda.reading_image_stats(stats)
-    assert text.startswith("Of 100 sampled images (0 unreadable), 100% are 16x12 px (1 sizes")
+    assert text.startswith("Of 100 sampled images (0 unreadable), all are 16x12 px.")
     assert "reddest class on average is mel (red minus blue 160 of 255), the least red df (-70)" \
         in text
 
