@@ -28,8 +28,8 @@ def history(hist, stage_boundary: int | None = None) -> str:
     text += (f"; validation loss was lowest at epoch {best} ({val[i]:.3f}), the epoch whose "
              "weights were kept. ")
     if i == len(val) - 1:
-        return text + "That is the last epoch: validation loss was still falling, so more " \
-                      "epochs might help."
+        return text + ("That is the last epoch run: validation loss had not turned up yet, so "
+                       "more epochs might help.")
     return text + (f"After it, validation loss rose by {rise:.3f} while training loss kept "
                    "falling: over-fitting, which early stopping cut off."
                    if rise > 0.01 * abs(val[i]) else
@@ -134,8 +134,8 @@ def added_images(added: dict[str, int], real: pd.Series) -> str:
         return "No GAN image was added: every minority class already reached the target count."
     return ("GAN images added to training: "
             + "; ".join(f"{dx} +{n:,} to {int(real.get(dx, 0)):,} real" for dx, n in got.items())
-            + f" ({sum(got.values()):,} in all). Each row of the grid is one class; compare them "
-            "with notebook 03's real images of the same class.")
+            + f" ({sum(got.values()):,} in all). The grid shows a few of each class, titled with "
+            "it; compare them with notebook 03's real images of the same class.")
 
 
 def recall_comparison(base: dict, new: dict, base_name: str, new_name: str) -> str:

@@ -85,24 +85,21 @@ def numbers_in_parameter_comments(nb) -> list[str]:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_every_figure_is_read(path):
+def test_every_figure_is_read_and_no_parameter_comment_states_a_number(path):
     nb = nbformat.read(path, as_version=4)
-    missing = unread_figures(nb)
-    assert not missing, (
-        f"{path.name}: figure cell(s) with no reading: {missing}. After the figure, print a "
-        "sentence built from the run's numbers (a skinlib helper, e.g. "
-        "print(eda.reading_class_counts(catalog))) or follow the cell with a markdown cell "
-        "that says what the figure shows (not a '## ' heading).")
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_parameter_comments_state_no_numbers(path):
-    nb = nbformat.read(path, as_version=4)
-    found = numbers_in_parameter_comments(nb)
-    assert not found, (
-        f"{path.name}: parameters-cell comment(s) state numbers that go stale when a profile "
-        f"changes: {found}. Write \"the profile's value\" instead (the notebook prints the values it uses), "
-        "or put an example in braces such as {\"epochs\": 3}.")
+    problems = []
+    if unread := unread_figures(nb):
+        problems.append(
+            f"figure cell(s) with no reading: {unread}. After the figure, print a sentence "
+            "built from the run's numbers (a skinlib helper, e.g. "
+            "print(eda.reading_class_counts(catalog))) or follow the cell with a markdown cell "
+            "that says what the figure shows (not a '## ' heading)")
+    if stated := numbers_in_parameter_comments(nb):
+        problems.append(
+            f"parameters-cell comment(s) state numbers that go stale when a profile changes: "
+            f"{stated}. Write \"the profile's value\" instead (the notebook prints the values "
+            "it uses), or put an example in braces such as {\"epochs\": 3}")
+    assert not problems, f"{path.name}: " + "; ".join(problems)
 
 
 def test_the_conventions_catch_what_they_should():
@@ -112,7 +109,7 @@ def test_the_conventions_catch_what_they_should():
     nb.cells = [
         nbformat.v4.new_code_cell("fig = plots.class_counts(df)\nplt.show()"),
         nbformat.v4.new_markdown_cell("## 2. Next section"),
-        nbformat.v4.new_code_cell("print('before')\nfig = plots.roc_curves(y, p, c)\nplt.show()"),
+        nbformat.v4.new_code_cell("print('a')\nfig = plots.roc_curves(y, p, c)\nplt.show()"),
         nbformat.v4.new_code_cell("x = 1"),
         nbformat.v4.new_code_cell("fig = plots.history(h)\nplt.show()\nprint(reading(h))"),
         nbformat.v4.new_code_cell("plots.save(fig, run, 'a')"),

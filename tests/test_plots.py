@@ -83,6 +83,8 @@ def test_eda_panels(catalog):
     np.testing.assert_allclose(shares.sum(axis=0), 1.0)  # each bar of the right panel is 100%
     fig = check(plots.age_by_dx(catalog), 1)
     assert "1 images without age" in fig.axes[0].get_title()
+    medians = catalog.groupby("dx")["age"].median().reindex(CLASSES)
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"{m:.0f}" for m in medians]
     fig = check(plots.sex_by_dx(catalog), 1)
     assert len(fig.axes[0].patches) == K * 3  # 3 sexes
     fig = check(plots.dx_type_by_dx(catalog), 1)
@@ -261,7 +263,8 @@ def test_metric_bars_readable_and_coloured_by_notebook(results):
     by_model = {"baseline_cnn": {**r, "model": "02_baseline_cnn"},
                 "cnn_weights": {**r, "model": "04_cnn_weights"},
                 "cnn_gan": {**r, "model": "04_cnn_gan"}}
-    fig = check(plots.metric_bars(by_model, ("balanced_accuracy", "mel_sensitivity_at_spec80")), 2)
+    fig = check(plots.metric_bars(by_model, ("balanced_accuracy",
+                                             "mel_sensitivity_at_spec80")), 2)
     w, h = fig.get_size_inches() * 120
     assert w < 1400 and h < 800  # the old 3-panel figure was 3145 px wide
     assert [a.get_title() for a in fig.axes] == ["balanced accuracy",
@@ -278,8 +281,8 @@ def test_metric_bars_readable_and_coloured_by_notebook(results):
 
 def test_gan_figures():
     rng = np.random.default_rng(0)
-    losses = {dx: pd.DataFrame({"step": [10, 20, 30], "d_loss": [1.2, 1.3, 1.1],
-                                "g_loss": [0.9, 0.8, 1.0]}) for dx in ("akiec", "df", "mel", "vasc")}
+    log = pd.DataFrame({"step": [10, 20, 30], "d_loss": [1.2, 1.3, 1.1], "g_loss": [0.9, 0.8, 1.0]})
+    losses = {dx: log for dx in ("akiec", "df", "mel", "vasc")}
     fig = check(plots.gan_losses(losses), 6)  # 2 x 3 grid, two panels switched off
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[0].startswith("discriminator: ") and legend[1].startswith("generator: ")
