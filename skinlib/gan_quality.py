@@ -255,3 +255,12 @@ def copy_check(generated: np.ndarray, train: np.ndarray, val: np.ndarray) -> dic
     return {"median_nn_distance_generated": med_gen, "median_nn_distance_val": med_val,
             "nn_ratio": med_gen / med_val if med_val > 0 else None,
             "min_nn_distance_generated": float(d_gen.min())}
+
+
+def neighbour_block(train: np.ndarray, generated: np.ndarray, n: int = 4) -> dict:
+    """The first ``n`` real and generated images of a class and, for each generated one, its
+    nearest training image and their pixel distance (the input of ``plots.gan_vs_real``)."""
+    gen = np.asarray(generated)[:n]
+    idx, dist = nearest_neighbours(gen, train)
+    return {"real": np.asarray(train)[:n], "generated": gen,
+            "nearest": np.asarray(train)[idx], "distances": dist}

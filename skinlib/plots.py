@@ -8,18 +8,41 @@ colours and names come from :mod:`skinlib.info`. No TensorFlow here.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
+from matplotlib import patheffects
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from sklearn.metrics import auc, roc_curve
 
-from skinlib import info
+from skinlib import config, info
 from skinlib.metrics import expected_calibration_error, reliability_table
 
 _GREY = "#777777"
+# Human titles of the metric keys of :func:`skinlib.metrics.evaluate` (axis titles, legends).
+METRIC_LABELS = {
+    "balanced_accuracy": "balanced accuracy",
+    "balanced_accuracy_argmax": "balanced accuracy (plain argmax)",
+    "macro_auc": "macro AUC (one-vs-rest)",
+    "accuracy": "accuracy",
+    "macro_f1": "macro F1",
+    "mel_sensitivity_at_spec80": "mel sensitivity at 80% specificity",
+    "ece": "expected calibration error (lower is better)",
+    "minority_recall": "mean recall of the minority classes",
+    "loss": "training loss",
+    "val_loss": "validation loss",
+}
+
+
+def metric_label(key: str) -> str:
+    """The human title of a metric key (``"macro_auc"`` -> ``"macro AUC (one-vs-rest)"``)."""
+    return METRIC_LABELS.get(key, key.replace("_", " "))
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,7 +112,7 @@ def _annotated_heatmap(ax, matrix, row_labels, col_labels, fmt=".2f", vmax=None,
     m = np.asarray(matrix, dtype=float)
     top = np.nanmax(m) if vmax is None and np.isfinite(m).any() else (vmax or 1.0)
     sns.heatmap(m, ax=ax, cmap=cmap, vmin=0, vmax=top, annot=True, fmt=fmt,
-                annot_kws={"fontsize": 8}, xticklabels=col_labels, yticklabels=row_labels)
+                annot_kws={"fontsize": 9}, xticklabels=col_labels, yticklabels=row_labels)
     ax.tick_params(axis="y", labelrotation=0)
     ax.tick_params(axis="x", labelrotation=45)
     for tick in ax.get_xticklabels():
@@ -145,7 +168,9 @@ def class_counts(df: pd.DataFrame) -> Figure:
     fig, axes = _figure()
     ax = axes[0, 0]
     bars = ax.bar(classes, counts.to_numpy(), color=[_color(c) for c in classes])
-    ax.bar_label(bars, labels=[f"{v:,}" for v in counts], fontsize=8)
+    ax.bar_label(bars, labels=[f"{v:,}" for v in counts], fontsize=9)
+    for tick, c in zip(ax.get_xticklabels(), classes):
+        tick.set_color(_color(c))
     ratio = counts.max() / max(counts.min(), 1)
     ax.set_title(f"{len(df):,} images, {len(classes)} classes; imbalance ratio {ratio:.0f}:1 "
                  f"({counts.idxmax()} / {counts.idxmin()})")
@@ -154,40 +179,65 @@ def class_counts(df: pd.DataFrame) -> Figure:
 
 
 def images_per_lesion(df: pd.DataFrame) -> Figure:
-    """Histogram of images per lesion, stacked by the lesion's dx."""
+    """Left: lesions by their number of images on a log axis, so the tail of lesions with many
+    images shows, each bar with its count. Right: the classes' share within each bar (stacking
+    on a log axis would distort the shares)."""
     _need(df, "lesion_id")
     classes = _classes(df)
     per = df.groupby("lesion_id").agg(n=("dx", "size"), dx=("dx", "first"))
-    top = int(per["n"].max())
-    bins = np.arange(1, top + 2) - 0.5
-    fig, axes = _figure()
+    totals = per["n"].value_counts().sort_index()
+    fig, axes = _figure(1, 2, figsize=(10, 3.8), width_ratios=[1, 1.15])
     ax = axes[0, 0]
-    data = [per.loc[per["dx"] == c, "n"].to_numpy() for c in classes]
-    ax.hist(data, bins=bins, stacked=True, label=classes, color=[_color(c) for c in classes])
-    ax.set_xticks(range(1, top + 1))
+    bars = ax.bar(totals.index, totals.to_numpy(), color=_GREY, log=True)
+    ax.bar_label(bars, labels=[f"{n:,}" for n in totals], fontsize=9, padding=2)
+    ax.set_ylim(0.7, totals.max() * 3)
+    ax.set_xticks(totals.index)
     ax.set_xlabel("images per lesion")
-    ax.set_ylabel("lesions")
+    ax.set_ylabel("lesions (log scale)")
     ax.set_title(f"{len(per):,} lesions in {len(df):,} images "
-                 f"({(per['n'] > 1).mean():.0%} of lesions have several images)")
-    ax.legend(fontsize=8, frameon=False)
+                 f"({(per['n'] > 1).mean():.0%} have several)", fontsize=10)
+    ax = axes[0, 1]
+    share = pd.crosstab(per["n"], per["dx"].astype(str), normalize="index")
+    share = share.reindex(columns=[c for c in classes if c in share.columns])
+    left = np.zeros(len(share))
+    for c in share.columns:
+        ax.barh([str(k) for k in share.index], share[c], left=left, color=_color(c), label=c)
+        left += share[c].to_numpy()
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the lesions")
+    ax.set_ylabel("images per lesion")
+    ax.set_title("Which classes those lesions belong to", fontsize=10)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
 
 
 def age_by_dx(df: pd.DataFrame) -> Figure:
-    """Box plot of patient age per dx (missing ages dropped and counted in the title)."""
+    """Seaborn box plot of patient age per dx, each box's median written above it (missing
+    ages dropped and counted in the title)."""
+    import seaborn as sns
+
     _need(df, "age")
     classes = _classes(df)
-    age = pd.to_numeric(df["age"], errors="coerce")
-    data = [age[(df["dx"] == c) & age.notna()].to_numpy() for c in classes]
+    data = pd.DataFrame({"dx": df["dx"].astype(str),
+                         "age": pd.to_numeric(df["age"], errors="coerce")})
     fig, axes = _figure()
     ax = axes[0, 0]
-    box = ax.boxplot(data, patch_artist=True, showfliers=False)
-    ax.set_xticks(range(1, len(classes) + 1), classes)
-    for patch, c in zip(box["boxes"], classes):
-        patch.set_facecolor(_color(c))
-        patch.set_alpha(0.8)
+    sns.boxplot(data=data.dropna(), x="dx", y="age", order=classes, hue="dx", hue_order=classes,
+                palette={c: _color(c) for c in classes}, showfliers=False, legend=False, ax=ax,
+                boxprops={"alpha": 0.8})
+    medians = data.groupby("dx")["age"].median().reindex(classes)
+    for i, m in enumerate(medians):
+        if np.isfinite(m):
+            ax.annotate(f"{m:.0f}", (i, m), xytext=(0, 3), textcoords="offset points",
+                        ha="center", fontsize=9, fontweight="bold",
+                        path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+    for tick, c in zip(ax.get_xticklabels(), classes):
+        tick.set_color(_color(c))
+    ax.set_xlabel("")
     ax.set_ylabel("age (years)")
-    ax.set_title(f"Age by diagnosis ({int(age.isna().sum())} images without age)")
+    ax.set_title(f"Age by diagnosis, median on each box "
+                 f"({int(data['age'].isna().sum())} images without age)")
     return fig
 
 
@@ -217,12 +267,14 @@ def localization_by_dx(df: pd.DataFrame, top: int = 12) -> Figure:
 
 
 def example_grid(df: pd.DataFrame, per_class: int = 6, seed: int = 0) -> Figure:
-    """Thumbnails of ``per_class`` random images of each dx, one row per class."""
+    """Thumbnails of ``per_class`` random images of each dx, one row per class named at its
+    left (code and name)."""
     from PIL import Image
 
     _need(df, "path")
     classes = _classes(df)
-    fig, axes = _figure(len(classes), per_class, figsize=(1.4 * per_class, 1.2 * len(classes)))
+    fig, axes = _figure(len(classes), per_class, figsize=(1.4 * per_class + 1.2,
+                                                           1.2 * len(classes)))
     rng = np.random.default_rng(seed)
     for r, c in enumerate(classes):
         rows = df[df["dx"] == c]
@@ -231,10 +283,11 @@ def example_grid(df: pd.DataFrame, per_class: int = 6, seed: int = 0) -> Figure:
             ax = axes[r, j]
             ax.set_xticks([])
             ax.set_yticks([])
-            for s in ax.spines.values():
-                s.set_visible(False)
+            for side in ax.spines.values():
+                side.set_visible(False)
             if j == 0:
-                ax.set_ylabel(c, color=_color(c), fontsize=10, fontweight="bold")
+                ax.set_ylabel(f"{c}\n{textwrap.fill(info.class_name(c), 16)}", color=_color(c),
+                              fontsize=8, fontweight="bold", rotation=0, ha="right", va="center")
             if j >= len(pick):
                 continue
             path = pick["path"].iloc[j]
@@ -250,43 +303,30 @@ def example_grid(df: pd.DataFrame, per_class: int = 6, seed: int = 0) -> Figure:
     return fig
 
 
-def image_stats(df: pd.DataFrame, sample: int = 500, seed: int = 0) -> Figure:
-    """Image sizes (left) and mean R, G, B per dx (right) from a random sample of images."""
-    from PIL import Image
-
-    _need(df, "path")
-    classes = _classes(df)
-    rows = df.sample(n=min(sample, len(df)), random_state=seed)
-    sizes, means, bad = [], [], 0
-    for path, dx in zip(rows["path"], rows["dx"].astype(str)):
-        try:
-            with Image.open(path) as im:
-                sizes.append(im.size)
-                small = im.convert("RGB")
-                small.thumbnail((64, 64))
-                means.append((dx, *np.asarray(small, dtype=np.float64).reshape(-1, 3).mean(0)))
-        except (OSError, ValueError):
-            bad += 1
+def image_stats(stats: dict) -> Figure:
+    """Image sizes (left) and mean R, G, B per dx (right) of a random sample of the files
+    (``stats`` from :func:`skinlib.eda.image_sample`)."""
     fig, axes = _figure(1, 2, figsize=(11, 4))
     ax = axes[0, 0]
-    if sizes:
-        size_counts = pd.Series(sizes).value_counts()
+    size_counts = stats["sizes"]
+    if len(size_counts):
         wh = np.array(size_counts.index.tolist())
         ax.scatter(wh[:, 0], wh[:, 1], s=20 + 200 * size_counts.to_numpy() / size_counts.max(),
                    color=_GREY, alpha=0.7)
         for (w, h), n in size_counts.head(5).items():
-            ax.annotate(f"{w}x{h} ({n})", (w, h), fontsize=7, xytext=(4, 4),
+            ax.annotate(f"{w}x{h} ({n})", (w, h), fontsize=8, xytext=(4, 4),
                         textcoords="offset points")
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    ax.set_title(f"Image sizes ({len(sizes)} sampled, {bad} unreadable)")
+    ax.set_title(f"Image sizes ({stats['n']} sampled, {stats['bad']} unreadable)")
     ax = axes[0, 1]
-    stats = pd.DataFrame(means, columns=["dx", "R", "G", "B"]).groupby("dx").mean()
-    stats = stats.reindex([c for c in classes if c in stats.index])
-    x = np.arange(len(stats))
+    colour = stats["colour"]
+    x = np.arange(len(colour))
     for i, (ch, col) in enumerate(zip("RGB", ("#d62728", "#2ca02c", "#1f77b4"))):
-        ax.bar(x + (i - 1) * 0.27, stats[ch], width=0.27, color=col, label=ch)
-    ax.set_xticks(x, stats.index)
+        ax.bar(x + (i - 1) * 0.27, colour[ch], width=0.27, color=col, label=ch)
+    ax.set_xticks(x, colour.index)
+    for tick, c in zip(ax.get_xticklabels(), colour.index):
+        tick.set_color(_color(c))
     ax.set_ylim(0, 255)
     ax.set_ylabel("mean channel value")
     ax.set_title("Mean colour per class")
@@ -298,32 +338,51 @@ def image_stats(df: pd.DataFrame, sample: int = 500, seed: int = 0) -> Figure:
 # training and evaluation
 # --------------------------------------------------------------------------------------------
 
-def history(hist, *, stage_boundary: int | None = None) -> Figure:
-    """Loss and metric curves, train and validation, one panel per quantity.
-
-    Args:
-        hist: a Keras ``History.history`` dict or a CSVLogger DataFrame (``epoch`` column).
-        stage_boundary: epoch at which a second training stage starts (dashed vertical line).
-    """
+def history_frame(hist) -> tuple[pd.DataFrame, np.ndarray]:
+    """A Keras ``History.history`` dict or CSVLogger frame as ``(frame, 1-based epochs)``."""
     frame = pd.DataFrame(dict(hist)) if isinstance(hist, dict) else pd.DataFrame(hist).copy()
     if frame.empty:
         raise ValueError("history is empty: did training run for at least one epoch?")
     epochs = frame.pop("epoch").to_numpy() + 1 if "epoch" in frame else np.arange(1, len(frame) + 1)
-    skip = {"lr", "learning_rate"}
-    bases = [c for c in frame.columns if not c.startswith("val_") and c not in skip]
-    bases += [c[4:] for c in frame.columns if c.startswith("val_") and c[4:] not in frame.columns]
-    bases = sorted(bases, key=lambda b: (b != "loss", b))
-    if not bases:
-        raise ValueError(f"history has no metric columns (has {list(frame.columns)})")
-    fig, axes = _figure(1, len(bases), figsize=(4 * len(bases), 3.3))
-    for ax, base in zip(axes[0], bases):
-        for col, label, style in ((base, "train", "-"), (f"val_{base}", "val", "--")):
+    return frame, epochs
+
+
+def restored_epoch(frame: pd.DataFrame, epochs, last_stage_start: int | None = None
+                   ) -> int | None:
+    """The 1-based epoch whose weights training kept: the lowest validation loss, counted from
+    the first row of the last stage (``last_stage_start``, 0-based); None without val_loss."""
+    if "val_loss" not in frame or frame["val_loss"].isna().all():
+        return None
+    val = frame["val_loss"].iloc[last_stage_start or 0:]
+    return int(np.asarray(epochs)[frame.index.get_loc(val.idxmin())])
+
+
+def history(hist, *, stage_boundary: int | None = None) -> Figure:
+    """Training and validation loss per epoch (and balanced accuracy where it was logged; plain
+    accuracy is left out: it rewards the majority class), with the restored epoch marked.
+
+    Args:
+        hist: a Keras ``History.history`` dict or a CSVLogger DataFrame (``epoch`` column).
+        stage_boundary: number of epochs of a first training stage (dotted line where the
+            second starts; the restored epoch is then the second stage's best).
+    """
+    frame, epochs = history_frame(hist)
+    panels = [b for b in ("loss", "balanced_accuracy") if b in frame or f"val_{b}" in frame]
+    if not panels:
+        raise ValueError(f"history has no loss column (has {list(frame.columns)})")
+    best = restored_epoch(frame, epochs, stage_boundary)
+    fig, axes = _figure(1, len(panels), figsize=(4.6 * len(panels), 3.4))
+    for ax, base in zip(axes[0], panels):
+        for col, label, style in ((base, "training", "-"), (f"val_{base}", "validation", "--")):
             if col in frame:
                 ax.plot(epochs, frame[col], style, marker="o", ms=3, label=label)
         if stage_boundary is not None:
-            ax.axvline(stage_boundary + 0.5, color=_GREY, ls=":", label="stage 2")
+            ax.axvline(stage_boundary + 0.5, color=_GREY, ls=":", label="stage 2 starts")
+        if best is not None:
+            ax.axvline(best, color="black", lw=1, ls="-.", label=f"restored: epoch {best}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(base)
+        ax.set_title(base.replace("_", " "))
         ax.legend(fontsize=8, frameon=False)
     return fig
 
@@ -427,7 +486,7 @@ def reliability_diagram(y_true, probs_by_name: dict[str, np.ndarray], n_bins: in
                    width=width, color=color, align="edge")
     top.plot([0, 1], [0, 1], color=_GREY, ls=":", label="perfect calibration")
     top.set_ylabel("accuracy")
-    top.set_ylim(0, 1)
+    top.set_ylim(0, 1.03)  # points at accuracy 1 stay visible
     top.set_title("Reliability diagram (top label)")
     top.legend(fontsize=8, frameon=False, loc="upper left")
     bottom.set_xlim(0, 1)
@@ -436,15 +495,27 @@ def reliability_diagram(y_true, probs_by_name: dict[str, np.ndarray], n_bins: in
     return fig
 
 
+def _notebook_of(name: str, result: dict) -> str:
+    """The notebook a model comes from ("02_baseline_cnn"), from its names; "" if none."""
+    for text in (str(result.get("model", "")), name, Path(str(result.get("source", ""))).stem):
+        hits = [n for n in config.NOTEBOOKS if text[:3] == n[:3] and text[:2].isdigit()]
+        if hits:
+            return hits[0]
+    return ""
+
+
 def metric_bars(results: dict[str, dict],
                 metrics: tuple[str, ...] = ("balanced_accuracy", "macro_auc")) -> Figure:
-    """One panel per metric, one bar per model, bootstrap 95% CI as error bars."""
+    """One panel per metric, one horizontal bar per model with its bootstrap 95% CI and value;
+    bars are coloured by the notebook that trained the model (legend below)."""
     if not results:
         raise ValueError("results is empty: pass {model name: evaluate() dict}")
     models = list(results)
-    fig, axes = _figure(1, len(metrics), figsize=(max(4, 0.8 * len(models) + 1.5) * len(metrics),
-                                                  4))
-    colors = [mpl.colormaps["tab10"](i % 10) for i in range(len(models))]
+    books = [_notebook_of(name, r) for name, r in results.items()]
+    palette = {b: mpl.colormaps["Dark2"](i % 8) for i, b in enumerate(dict.fromkeys(books))}
+    fig, axes = _figure(1, len(metrics), figsize=(1.6 + 3.2 * len(metrics),
+                                                  0.34 * len(models) + 1.6), sharey=True)
+    y = np.arange(len(models))
     for ax, metric in zip(axes[0], metrics):
         values = np.array([np.nan if r.get(metric) is None else r[metric]
                            for r in results.values()], dtype=float)
@@ -453,12 +524,21 @@ def metric_bars(results: dict[str, dict],
             ci = (r.get("ci95") or {}).get(metric)
             if ci is not None and np.isfinite(values[i]):
                 err[:, i] = [max(values[i] - ci[0], 0), max(ci[1] - values[i], 0)]
-        bars = ax.bar(range(len(models)), values, yerr=err, capsize=4, color=colors)
-        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.3f}" for v in values],
-                     fontsize=7, padding=2, label_type="center")
-        ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
-        ax.set_ylim(0, 1)
-        ax.set_title(metric.replace("_", " "))
+        ax.barh(y, values, xerr=err, capsize=3, color=[palette[b] for b in books],
+                error_kw={"lw": 1})
+        for i, v in enumerate(values):
+            if np.isfinite(v):
+                ax.text(v + err[1, i] + 0.01, i, f"{v:.3f}", va="center", fontsize=9)
+        ax.set_xlim(0, 1.2)
+        ax.set_xticks(np.linspace(0, 1, 6))
+        ax.set_title(metric_label(metric), fontsize=10)
+    axes[0, 0].set_yticks(y, models)
+    axes[0, 0].invert_yaxis()
+    fig.legend(handles=[Patch(color=c, label=b.replace("_", " ") or "other")
+                        for b, c in palette.items()], loc="outside lower center",
+               ncols=min(4, len(palette)), fontsize=9, frameon=False,
+               title="bar colour: the notebook that trained the model (error bar: 95% CI)",
+               title_fontsize=9)
     return fig
 
 
@@ -499,51 +579,151 @@ def image_grid(images, titles=None, ncols: int = 8, suptitle: str | None = None)
     return fig
 
 
-def fold_curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...] = (
-        "val_loss", "val_accuracy"), stage_boundaries: dict[str, int | None] | None = None
-                ) -> Figure:
-    """One panel per metric, one line per fold (K-fold training); a dotted line marks where a
-    fold's second training stage starts.
+def learning_curves(histories: dict[str, pd.DataFrame], metrics: tuple[str, ...] = (
+        "loss", "val_loss"), stage_boundaries: dict[str, int | None] | None = None) -> Figure:
+    """One panel per logged quantity, one line per model (K-fold folds, or the arms of a
+    comparison); a star marks each model's restored epoch (lowest validation loss) and a
+    dotted line where its second training stage starts.
 
     Args:
-        histories: fold name -> epoch log (CSVLogger frame or History dict).
+        histories: model name -> epoch log (CSVLogger frame or History dict).
         metrics: columns to draw.
-        stage_boundaries: fold name -> last epoch of stage 1 (``None``: one stage).
+        stage_boundaries: model name -> last epoch of stage 1, 0-based (``None``: one stage).
     """
     if not histories:
-        raise ValueError("histories is empty: pass {fold name: history}")
-    fig, axes = _figure(1, len(metrics), figsize=(4.5 * len(metrics), 3.3))
+        raise ValueError("histories is empty: pass {model name: history}")
+    fig, axes = _figure(1, len(metrics), figsize=(4.6 * len(metrics), 3.4))
     for i, (name, hist) in enumerate(histories.items()):
-        frame = pd.DataFrame(dict(hist)) if isinstance(hist, dict) else pd.DataFrame(hist)
+        frame, epochs = history_frame(hist)
         color = mpl.colormaps["tab10"](i % 10)
-        epochs = np.arange(1, len(frame) + 1)
         boundary = (stage_boundaries or {}).get(name)
+        best = restored_epoch(frame, epochs, None if boundary is None else boundary + 1)
         for ax, metric in zip(axes[0], metrics):
             if metric not in frame:
                 continue
             ax.plot(epochs, frame[metric], marker="o", ms=3, color=color, label=name)
+            if best is not None:
+                ax.plot([best], frame[metric].to_numpy()[list(epochs).index(best)], marker="*",
+                        ms=12, color=color, mec="black", ls="none")
             if boundary is not None:
                 ax.axvline(boundary + 1.5, color=color, ls=":", lw=1)
     for ax, metric in zip(axes[0], metrics):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(metric.replace("_", " "))
+        ax.set_title(metric_label(metric))
         ax.legend(fontsize=8, frameon=False)
+    fig.suptitle("star: the epoch whose weights were kept (lowest validation loss)", fontsize=9)
     return fig
 
 
+# What each logged GAN loss is (skinlib.models.dcgan.DCGAN.train_step), for legends.
+GAN_LOSSES = {
+    "d_loss": "discriminator: -log D(x) on real (smoothed label) - log(1 - D(G(z))) on generated",
+    "g_loss": "generator: -log D(G(z)) (non-saturating)",
+}
+
+
 def gan_losses(losses: dict[str, pd.DataFrame]) -> Figure:
-    """One panel per class: discriminator and generator loss against training step."""
+    """One panel per class: discriminator (solid, class colour) and generator (dashed grey) loss
+    against training step, each with its definition in the legend; dotted lines mark each loss
+    when the discriminator answers 1/2 everywhere (2 ln 2 for D, ln 2 for G)."""
     if not losses:
         raise ValueError("gan_losses got no classes: pass {dx: losses DataFrame}")
-    fig, axes = _figure(1, len(losses), figsize=(3.2 * len(losses), 3), sharey=True)
-    for ax, (dx, df) in zip(axes[0], losses.items()):
+    ncols = min(3, len(losses))
+    nrows = -(-len(losses) // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(3.6 * ncols, 2.8 * nrows + 0.8), sharey=True)
+    for ax, (dx, df) in zip(axes.ravel(), losses.items()):
         _need(df, "step", "d_loss", "g_loss")
-        ax.plot(df["step"], df["d_loss"], marker=".", color=_color(dx), label="discriminator")
-        ax.plot(df["step"], df["g_loss"], marker=".", color=_GREY, ls="--", label="generator")
-        ax.set_title(dx, color=_color(dx))
+        ax.plot(df["step"], df["d_loss"], marker=".", color=_color(dx))
+        ax.plot(df["step"], df["g_loss"], marker=".", color=_GREY, ls="--")
+        ax.axhline(2 * np.log(2), color=_color(dx), ls=":", lw=0.8)
+        ax.axhline(np.log(2), color=_GREY, ls=":", lw=0.8)
+        ax.set_title(f"{dx}: {info.class_name(dx)}", color=_color(dx), fontsize=10)
         ax.set_xlabel("step")
-    axes[0, 0].set_ylabel("loss")
-    axes[0, 0].legend(fontsize=8, frameon=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+    for ax in axes.ravel()[len(losses):]:
+        ax.set_axis_off()
+    for row in axes:
+        row[0].set_ylabel("loss")
+    fig.legend(handles=[Line2D([], [], color="black", marker=".", label=GAN_LOSSES["d_loss"]),
+                        Line2D([], [], color=_GREY, marker=".", ls="--",
+                               label=GAN_LOSSES["g_loss"]),
+                        Line2D([], [], color=_GREY, ls=":",
+                               label="dotted: each loss if D(.) = 1/2 everywhere "
+                                     "(D: 2 ln 2 = 1.39, G: ln 2 = 0.69)")],
+               loc="outside lower center", fontsize=8, frameon=False, ncols=1)
+    return fig
+
+
+def gan_vs_real(blocks: dict[str, dict], n: int = 4) -> Figure:
+    """One row per class: ``n`` real training images | ``n`` generated images | the nearest
+    real training image of each generated one (pixel distance above it).
+
+    Args:
+        blocks: dx -> ``{"real", "generated", "nearest"}`` image arrays and ``"distances"``
+            (one per generated image).
+    """
+    if not blocks:
+        raise ValueError("gan_vs_real got no classes: pass {dx: {real, generated, nearest, "
+                         "distances}}")
+    groups = (("real", "real training images"), ("generated", "generated by the GAN"),
+              ("nearest", "nearest training image to each"))
+    fig = Figure(figsize=(3 * n * 1.05 + 1, 1.15 * len(blocks) + 0.7), layout="constrained")
+    for sub, (key, title) in zip(fig.subfigures(1, 3, wspace=0.02), groups):
+        axes = sub.subplots(len(blocks), n, squeeze=False)
+        sub.suptitle(title, fontsize=10)
+        for r, (dx, block) in enumerate(blocks.items()):
+            for j, ax in enumerate(axes[r]):
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if j < len(block[key]):
+                    ax.imshow(_to_display(block[key][j]), vmin=0, vmax=1)
+                near = key == "nearest" and j < len(block["distances"])
+                ax.set_title(f"d={block['distances'][j]:.0f}" if near else " ", fontsize=8)
+            if key == "real":
+                axes[r, 0].set_ylabel(dx, color=_color(dx), fontsize=10, fontweight="bold")
+    return fig
+
+
+def kid_vs_floor(table: pd.DataFrame) -> Figure:
+    """KID of generated vs real validation images per class (filled, class colour) beside the
+    real-vs-real floor (hollow grey), each with its spread over subsets; lower is closer. A KID
+    beyond three times the classes' median sits at the right edge as an arrow with its value,
+    so one failed GAN does not flatten the rest."""
+    _need(table, "kid", "kid_std", "kid_floor", "kid_floor_std")
+    classes = list(table.index)
+    kid = table["kid"].to_numpy(dtype=float)
+    cap = 3 * np.nanmedian(np.abs(kid))
+    off = (kid > cap) if cap > 0 else np.zeros(len(kid), bool)
+    fig, axes = _figure(figsize=(6.5, 0.55 * len(classes) + 1.8))
+    ax = axes[0, 0]
+    y = np.arange(len(classes))
+    ax.errorbar(table["kid_floor"], y + 0.12, xerr=table["kid_floor_std"], fmt="o", mfc="white",
+                color=_GREY, capsize=3)
+    for i, dx in enumerate(classes):
+        if off[i]:
+            ax.plot(cap, i - 0.12, marker=">", ms=9, color=_color(dx))
+            ax.annotate(f"{kid[i]:.3g}", (cap, i - 0.12), xytext=(-8, 0), fontsize=9,
+                        textcoords="offset points", ha="right", va="center", color=_color(dx))
+        else:
+            ax.errorbar(kid[i], i - 0.12, xerr=table.loc[dx, "kid_std"], fmt="o",
+                        color=_color(dx), capsize=3)
+    if off.any():
+        floor = np.nanmin(table["kid_floor"].to_numpy(dtype=float))
+        ax.set_xlim(max(ax.get_xlim()[0], min(-0.3 * cap, 1.2 * floor)), cap * 1.05)
+    ax.axvline(0, color="black", lw=0.6)
+    ax.set_yticks(y, classes)
+    for tick, c in zip(ax.get_yticklabels(), classes):
+        tick.set_color(_color(c))
+    ax.invert_yaxis()
+    ax.set_xlabel("KID (lower: closer to the real validation images)")
+    ax.set_title("KID of each GAN against the real-vs-real floor (± spread over subsets)",
+                 fontsize=10)
+    fig.legend(handles=[Line2D([], [], color=_GREY, marker="o", mfc="white", ls="none",
+                               label="floor: real training vs real validation"),
+                        Line2D([], [], color="black", marker="o", ls="none",
+                               label="generated vs real validation (class colour)")],
+               fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     return fig
 
 

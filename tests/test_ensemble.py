@@ -120,17 +120,3 @@ def test_oof_table():
     assert list(table.columns) == ["image_id", "label", "fold", "x", "y"] and len(table) == 4
     np.testing.assert_array_equal(table.loc[table["fold"] == 1, ["x", "y"]].to_numpy(),
                                   folds[1]["oof"])
-
-
-def test_fold_curves_draws_one_line_per_fold():
-    from skinlib import plots
-
-    fig = plots.fold_curves({"fold 0": pd.DataFrame({"val_loss": [1.0, 0.8],
-                                                     "val_accuracy": [0.5, 0.6]}),
-                             "fold 1": {"val_loss": [1.1, 0.7, 0.6]}},
-                            stage_boundaries={"fold 0": 0, "fold 1": None})
-    loss_ax, acc_ax = fig.axes[:2]
-    assert len(loss_ax.get_lines()) == 3  # two folds + one stage-2 marker
-    assert len(acc_ax.get_lines()) == 2  # fold 1 has no accuracy column; one marker
-    with pytest.raises(ValueError, match="empty"):
-        plots.fold_curves({})

@@ -87,6 +87,11 @@ def test_nearest_neighbours_and_copy_check():
     copied = gan_quality.copy_check(train[:5], train, val)
     fresh = gan_quality.copy_check(rng.integers(0, 255, (5, 8, 8, 3)), train, val)
     assert copied["nn_ratio"] < 0.1 < fresh["nn_ratio"]
+    block = gan_quality.neighbour_block(train, train[[7, 3, 5]], n=2)
+    assert block["real"].shape == block["generated"].shape == block["nearest"].shape == (
+        2, 8, 8, 3)
+    np.testing.assert_array_equal(block["nearest"], train[[7, 3]])  # each one's own copy
+    np.testing.assert_allclose(block["distances"], 0, atol=1e-2)
 
 
 def test_gan_class_recall_difference_is_metrics_compare_on_a_subset():

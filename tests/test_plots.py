@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from skinlib import info, metrics, plots  # noqa: E402
+from skinlib import eda, info, metrics, plots  # noqa: E402
 from skinlib.rundir import RunDir  # noqa: E402
 
 CLASSES = info.classes("ham10000")
@@ -75,10 +75,16 @@ def test_class_order_without_attrs(catalog):
 
 
 def test_eda_panels(catalog):
-    fig = check(plots.images_per_lesion(catalog), 1)
-    assert "14 lesions in 28 images" in fig.axes[0].get_title()
+    fig = check(plots.images_per_lesion(catalog.iloc[1:]), 2)
+    assert "14 lesions in 27 images" in fig.axes[0].get_title()
+    assert fig.axes[0].get_yscale() == "log"  # the tail of many-image lesions stays visible
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1", "13"]  # lesions of 1 and 2 images
+    shares = np.array([p.get_width() for p in fig.axes[1].patches]).reshape(-1, 2)
+    np.testing.assert_allclose(shares.sum(axis=0), 1.0)  # each bar of the right panel is 100%
     fig = check(plots.age_by_dx(catalog), 1)
     assert "1 images without age" in fig.axes[0].get_title()
+    medians = catalog.groupby("dx")["age"].median().reindex(CLASSES)
+    assert [t.get_text() for t in fig.axes[0].texts] == [f"{m:.0f}" for m in medians]
     fig = check(plots.sex_by_dx(catalog), 1)
     assert len(fig.axes[0].patches) == K * 3  # 3 sexes
     fig = check(plots.dx_type_by_dx(catalog), 1)
@@ -96,21 +102,52 @@ def test_example_grid_and_image_stats(catalog, tmp_path):
     catalog.loc[0, "path"] = str(bad)  # one unreadable file: shown, not a crash
     fig = check(plots.example_grid(catalog, per_class=3, seed=0), K * 3)
     assert sum(len(ax.get_images()) for ax in fig.axes) == 6 * 3 + 3 - 1  # akiec has 3 images
-    fig = check(plots.image_stats(catalog, sample=100, seed=0), 2)  # all 28 files
+    row_names = [ax.get_ylabel() for ax in fig.axes[::3]]
+    assert row_names[CLASSES.index("mel")] == "mel\nMelanoma"
+    assert row_names[CLASSES.index("df")].startswith("df\nDermatofibroma")
+    stats = eda.image_sample(catalog, sample=100, seed=0)  # all 28 files
+    assert (stats["n"], stats["bad"]) == (27, 1) and stats["sizes"].sum() == 27
+    fig = check(plots.image_stats(stats), 2)
     assert "(27 sampled, 1 unreadable)" in fig.axes[0].get_title()
     assert len(fig.axes[1].patches) == 3 * len(set(catalog["dx"]))
 
 
-def test_history_dict_and_csvlogger():
-    hist = {"loss": [1.0, 0.8, 0.6], "val_loss": [1.1, 0.9, 0.8], "accuracy": [0.5, 0.6, 0.7],
+def test_history_plots_loss_and_marks_the_restored_epoch():
+    hist = {"loss": [1.0, 0.8, 0.6], "val_loss": [1.1, 0.7, 0.8], "accuracy": [0.5, 0.6, 0.7],
             "val_accuracy": [0.4, 0.5, 0.6], "learning_rate": [1e-3] * 3}
-    fig = check(plots.history(hist, stage_boundary=2), 2)
-    assert fig.axes[0].get_title() == "loss" and len(fig.axes[0].get_lines()) == 3
+    fig = check(plots.history(hist), 1)  # plain accuracy is not drawn
+    ax = fig.axes[0]
+    assert ax.get_title() == "loss"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["training", "validation", "restored: epoch 2"]
+    assert all(float(t).is_integer() for t in ax.get_xticks())  # no epoch 1.5
     frame = pd.DataFrame(hist).assign(epoch=range(3))
-    fig = check(plots.history(frame), 2)
-    np.testing.assert_array_equal(fig.axes[1].get_lines()[0].get_xdata(), [1, 2, 3])
+    fig = check(plots.history(frame, stage_boundary=2), 1)
+    np.testing.assert_array_equal(fig.axes[0].get_lines()[0].get_xdata(), [1, 2, 3])
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend[-2:] == ["stage 2 starts", "restored: epoch 3"]  # the best of stage 2
+    bal = {**hist, "balanced_accuracy": [0.3, 0.4, 0.5], "val_balanced_accuracy": [0.2, 0.3, 0.3]}
+    fig = check(plots.history(bal), 2)
+    assert [a.get_title() for a in fig.axes] == ["loss", "balanced accuracy"]
     with pytest.raises(ValueError, match="empty"):
         plots.history({})
+    with pytest.raises(ValueError, match="no loss"):
+        plots.history({"accuracy": [0.5]})
+
+
+def test_learning_curves_one_line_per_model_with_restored_epochs():
+    fig = check(plots.learning_curves({"fold 0": pd.DataFrame({"loss": [1.2, 1.0],
+                                                               "val_loss": [1.0, 0.8]}),
+                                       "fold 1": {"val_loss": [1.1, 0.7, 0.9]}},
+                                      stage_boundaries={"fold 0": 0, "fold 1": None}), 2)
+    train_ax, val_ax = fig.axes
+    assert val_ax.get_title() == "validation loss"
+    assert len(train_ax.get_lines()) == 3  # fold 0, its star, its stage-2 marker
+    stars = [ln for ln in val_ax.get_lines() if ln.get_marker() == "*"]
+    assert [(list(ln.get_xdata()), list(ln.get_ydata())) for ln in stars] == [
+        ([2], [0.8]), ([2], [0.7])]
+    with pytest.raises(ValueError, match="empty"):
+        plots.learning_curves({})
 
 
 def test_evaluation_figures(results):
@@ -135,6 +172,7 @@ def test_evaluation_figures(results):
     fig = check(plots.metric_bars(by_model), 2)
     assert len(fig.axes[0].patches) == 2
     fig = check(plots.metric_bars(by_model, metrics=("macro_f1",)), 1)
+    assert fig.axes[0].get_title() == "macro F1"
     fig = check(plots.recall_heatmap(by_model), 2)
     assert fig.axes[0].collections[0].get_array().shape == (2, K)
 
@@ -200,3 +238,76 @@ def test_heatmap_labels_contrast_with_their_cells(results):
     assert _luminance(top.get_color()) < 0.2 < 0.8 < _luminance(bottom.get_color())
     ax = plots.confusion_matrix(results["cnn"][2]).axes[0]
     assert len(ax.texts) == K * K and min(_cell_text_contrast(ax).values()) >= 2.0
+
+
+def _contrast_on_white(color) -> float:
+    """WCAG contrast ratio of a colour against white."""
+    return 1.05 / (_luminance(color) + 0.05)
+
+
+def test_every_class_colour_reads_on_white():
+    """Lines, tick labels and titles drawn in a class colour need 3:1 against white (WCAG for
+    graphics); Okabe-Ito's yellow, df's old colour, had 1.3:1."""
+    assert _contrast_on_white("#F0E442") < 1.5 and _contrast_on_white("black") == pytest.approx(21)
+    weak = {dx: round(_contrast_on_white(c), 2) for dx, c in info.COLORS.items()
+            if _contrast_on_white(c) < 3.0}
+    assert not weak, f"class colours too light on white: {weak}"
+    for dataset in info.DATASETS:
+        assert set(info.classes(dataset)) <= set(info.COLORS), dataset
+    ham = [info.COLORS[c] for c in info.classes("ham10000")]
+    assert len(set(ham)) == len(ham)
+
+
+def test_metric_bars_readable_and_coloured_by_notebook(results):
+    r = results["cnn"][2]
+    by_model = {"baseline_cnn": {**r, "model": "02_baseline_cnn"},
+                "cnn_weights": {**r, "model": "04_cnn_weights"},
+                "cnn_gan": {**r, "model": "04_cnn_gan"}}
+    fig = check(plots.metric_bars(by_model, ("balanced_accuracy",
+                                             "mel_sensitivity_at_spec80")), 2)
+    w, h = fig.get_size_inches() * 120
+    assert w < 1400 and h < 800  # the old 3-panel figure was 3145 px wide
+    assert [a.get_title() for a in fig.axes] == ["balanced accuracy",
+                                                 "mel sensitivity at 80% specificity"]
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == list(by_model)
+    assert {t.get_fontsize() for t in ax.texts} == {9}
+    assert ax.texts[0].get_text() == f"{r['balanced_accuracy']:.3f}"
+    colours = [p.get_facecolor() for p in ax.patches]
+    assert colours[1] == colours[2] != colours[0]  # one colour per notebook
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["02 baseline cnn", "04 gan augmented cnn"]
+
+
+def test_gan_figures():
+    rng = np.random.default_rng(0)
+    log = pd.DataFrame({"step": [10, 20, 30], "d_loss": [1.2, 1.3, 1.1], "g_loss": [0.9, 0.8, 1.0]})
+    losses = {dx: log for dx in ("akiec", "df", "mel", "vasc")}
+    fig = check(plots.gan_losses(losses), 6)  # 2 x 3 grid, two panels switched off
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[0].startswith("discriminator: ") and legend[1].startswith("generator: ")
+    assert fig.axes[1].get_title() == "df: Dermatofibroma"
+    blocks = {dx: {"real": rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8),
+                   "generated": rng.uniform(-1, 1, (4, 8, 8, 3)),
+                   "nearest": rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8),
+                   "distances": [10.0, 20.0, 30.0, 40.0]} for dx in ("df", "mel")}
+    fig = check(plots.gan_vs_real(blocks, n=4), 3 * 2 * 4)
+    assert [sf._suptitle.get_text() for sf in fig.subfigs] == [
+        "real training images", "generated by the GAN", "nearest training image to each"]
+    assert [ax.get_title() for ax in fig.subfigs[2].axes[:4]] == ["d=10", "d=20", "d=30", "d=40"]
+    assert fig.subfigs[0].axes[4].get_ylabel() == "mel"
+    table = pd.DataFrame({"kid": [0.05, 0.2], "kid_std": [0.01, 0.02], "kid_floor": [0.01, 0.03],
+                          "kid_floor_std": [0.005, 0.01]}, index=["df", "mel"])
+    fig = check(plots.kid_vs_floor(table), 1)
+    ax = fig.axes[0]
+    wide = pd.concat([table, table.iloc[[0]].rename(index={"df": "vasc"})]).assign(
+        kid=[0.05, 20.0, 0.06])  # one GAN far off: an arrow at the edge, the rest stays readable
+    far = plots.kid_vs_floor(wide).axes[0]
+    assert [t.get_text() for t in far.texts] == ["20"]
+    assert far.get_xlim()[1] == pytest.approx(3 * 0.06 * 1.05)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["df", "mel"]
+    assert len(fig.legends[0].get_texts()) == 2
+    points = list(ax.containers)
+    assert len(points) == 3  # the floors, then one per class
+    np.testing.assert_allclose(np.asarray(points[0].lines[0].get_xdata(), float), [0.01, 0.03])
+    assert np.asarray(points[2].lines[0].get_xdata(), float).ravel()[0] == 0.2
