@@ -23,9 +23,18 @@ from skinlib import leakage, results
 from skinlib.notebook import records_dir
 from skinlib.rundir import RunDir, project_root
 
-FIGURES = ["01_class_counts", "01_images_per_lesion", "02_history", "02_confusion_matrix",
-           "02_roc", "03_gan_losses", "04_per_class_recall", "05_reliability", "06_history",
-           "12_metric_bars", "12_recall_heatmap"]
+# (figure, one-line caption): the figures that tell the story, in reading order; a figure the
+# run did not make is left out (and its old copy under figures/ deleted).
+FIGURES = [
+    ("01_examples", "Random example images of each class (notebook 01)."),
+    ("01_class_counts", "Images per class: the imbalance every metric below has to face."),
+    ("02_confusion_matrix", "The baseline CNN's confusion matrix on the test split, row-normalised."),
+    ("02_reliability", "Reliability of the baseline's probabilities: confidence against accuracy."),
+    ("03_gan_vs_real", "GAN samples beside real images of the class and their nearest "
+                       "training neighbours."),
+    ("07_cam_grid", "Grad-CAM overlays on test images of each class."),
+    ("12_metric_bars", "Every model's headline metrics with their lesion-level 95% CIs."),
+]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -44,13 +53,15 @@ def build(run_dir: str, commands: list[str]) -> str:
     env = run.read_record("logs/environment.json")
     profile = env["profile"]["name"]
     times = run.run_times()
+    for old in out.glob(f"{profile}_*.png"):  # never show a figure of an earlier run
+        old.unlink()
     copied = []
-    for name in FIGURES:
+    for name, caption in FIGURES:
         hits = sorted(run.figures.glob(f"{name}*.png"))
         if hits:
             dst = out / f"{profile}_{hits[0].name}"
             shutil.copyfile(hits[0], dst)
-            copied.append(dst.name)
+            copied.append((dst.name, caption))
     found = results.collect(run)
     data = next(iter(found.values())).get("data", env["data"]) if found else env["data"]
     table = results.formatted(results.summary_table(found))
@@ -82,8 +93,27 @@ def build(run_dir: str, commands: list[str]) -> str:
         lines += ["Leakage check (notebook 12): the same CNN on an image-level split vs the "
                   "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
                   "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
-    lines += [" ".join(f"![{n}](figures/{n})" for n in copied), "", END]
+    lines += ["Reading the table (generated from the same numbers):", "", *_reading(found), ""]
+    for name, caption in copied:
+        lines += [f"![{caption}](figures/{name})", f"*{caption}*", ""]
+    lines += [END]
     return "\n".join(lines)
+
+
+def _reading(found: dict[str, dict]) -> list[str]:
+    """One bullet per model: its lead figures with CIs, seeds and rule; never typed by hand."""
+    out = []
+    for name, d in found.items():
+        lo, hi = (d.get("ci95") or {}).get("balanced_accuracy") or (None, None)
+        ci = f" (95% CI {lo:.3f}-{hi:.3f})" if lo is not None else ""
+        out.append(f"- `{name}`: balanced accuracy {d['balanced_accuracy']:.3f}{ci}, macro AUC "
+                   f"{d['macro_auc']:.3f}, decision `{d.get('decision')}`, "
+                   f"{d.get('repeats', 1)} seed(s), {d.get('epochs_run', '?')} of "
+                   f"{d.get('epochs_max', '?')} epochs.")
+    if found:
+        out.append("- Paired comparisons (same test lesions, over seeds) and their verdicts are in "
+                   "each notebook's metrics JSON; unpaired CIs in this table do not decide them.")
+    return out
 
 
 def main(argv: list[str]) -> int:
