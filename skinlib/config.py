@@ -46,6 +46,7 @@ class Profile:
     data: str = "auto"  # auto | synthetic | kaggle | a folder path
     dataset: str = "ham10000"
     seed: int = 42
+    repeats: int = 3  # seeds behind the key comparisons and the leakage measurement
     # --- data -------------------------------------------------------------------------
     synthetic_images: int = 0  # images written by the synthetic source
     val_frac: float = 0.15
@@ -130,7 +131,7 @@ def _coerce(current, value):
 
 _BASE = {
     "smoke": Profile(
-        name="smoke", data="synthetic", synthetic_images=420, k_folds=2,
+        name="smoke", data="synthetic", synthetic_images=420, k_folds=2, repeats=1,
         image_size=(24, 32), batch_size=32, epochs=8, patience=8, n_bootstrap=100,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         retrain_epochs=8, leakage_sizes=(),
@@ -142,7 +143,7 @@ _BASE = {
         cam_examples_per_class=1, scorecam_max_n=4,
     ),
     "quick": Profile(
-        name="quick", data="auto", k_folds=3,
+        name="quick", data="auto", k_folds=3, repeats=2,
         image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
         cnn_arch="gap", balance="none", decision="prior_corrected", lr_schedule="cosine",
         retrain_epochs=6, leakage_sizes=((28, 28),),
