@@ -1,4 +1,4 @@
-"""Every figure of the series: EDA, training histories, evaluation, image grids.
+"""Every figure of the series: EDA, training histories, evaluation, image grids, CAM checks.
 
 Each function returns a matplotlib ``Figure`` built with the object-oriented API (no pyplot
 state, safe under the Agg backend); the caller shows it or passes it to :func:`save`. Class
@@ -881,4 +881,32 @@ def upload_result(image, overlay, row: dict) -> Figure:
              + ("FLAGGED, unlike the validation images" if row["flagged"] else "ok"))
     fig.suptitle(f"decided: {row['name']} ({row['class']}) by the {row.get('rule', 'argmax')} "
                  f"rule; {check}", fontsize=11)
+
+
+def randomization_cascade(check: dict) -> Figure:
+    """|Spearman rho| and SSIM against the trained maps per randomised depth (box per depth,
+    red where the verdict is "insensitive"), beside the null band of two random models (the
+    shaded 2.5-97.5 percentiles, the dashed line its median): an ``explain.randomization_check``
+    dict."""
+    steps, null = check["steps"], check["null"]
+    labels = [s["randomised"] for s in steps]
+    fig, axes = _figure(2, 1, figsize=(max(6.0, 0.38 * len(steps) + 2), 6), sharex=True)
+    for ax, key, name in zip(axes[:, 0], ("abs_rho", "ssim"), ("|Spearman rho|", "SSIM")):
+        data = [[v for v in s[key]["values"] if v is not None] for s in steps]
+        base = np.array([v for v in null[key]["values"] if v is not None], dtype=float)
+        if len(base):
+            lo, mid, hi = np.percentile(base, [2.5, 50, 97.5])
+            ax.axhspan(lo, hi, color=_GREY, alpha=0.25, label="null: two random models (95%)")
+            ax.axhline(mid, color=_GREY, ls="--", lw=1)
+        box = ax.boxplot([d or [np.nan] for d in data], positions=range(len(steps)),
+                         widths=0.6, patch_artist=True, showfliers=False)
+        for patch, s in zip(box["boxes"], steps):
+            patch.set_facecolor("#d62728" if s["verdict"] == "insensitive" else "#9ecae1")
+        ax.set_ylabel(name)
+        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
+    axes[0, 0].legend(fontsize=8, frameon=False, loc="upper right")
+    axes[0, 0].set_title(f"Cascading randomisation of {check.get('layer', 'the model')}'s "
+                         f"Grad-CAM, output first (red: still above the null)", fontsize=9)
+    axes[1, 0].set_xticks(range(len(steps)), labels, rotation=90, fontsize=7)
+    axes[1, 0].set_xlabel("randomised down to (cumulative)")
     return fig

@@ -22,18 +22,20 @@ def _models_in_json(metrics) -> dict[str, dict]:
     return out
 
 
-def _leaked(run, kind: str) -> dict:
-    """Test images whose lesion also has a train/val image, counted per lesion from the split."""
+def _leaked(run) -> dict:
+    """The measurement's leaky test images whose lesion has an image in train/val (and in
+    train), counted lesion by lesion from splits.csv and the image-level split of the rest."""
     p = get_profile("smoke")
-    sp = pd.read_csv(run / "splits.csv")
-    if kind == "image-level":
-        sp = splits.make_splits(sp, val_frac=p.val_frac, test_frac=p.test_frac,
-                                k_folds=p.k_folds, seed=p.seed, group=False)
-    outside_test = sp.groupby("lesion_id")["split"].agg(lambda s: bool((s != "test").any()))
-    test = sp[sp["split"] == "test"]
-    leaked = int(outside_test.loc[test["lesion_id"]].sum())
-    return {"n_test": len(test), "test_images_with_lesion_in_train": leaked,
-            "share": leaked / len(test)}
+    sp = pd.read_csv(run / "splits.csv", dtype=str)
+    rest = splits.make_splits(sp[sp["split"] != "test"], val_frac=p.val_frac,
+                              test_frac=p.test_frac, k_folds=p.k_folds, seed=p.seed, group=False)
+    sides = rest.groupby("lesion_id")["split"].agg(set)
+    test = rest.loc[rest["split"] == "test", "lesion_id"]
+    in_trval = sum(bool(sides[lesion] & {"train", "val"}) for lesion in test)
+    in_train = sum("train" in sides[lesion] for lesion in test)
+    return {"n_test": len(test), "test_images_with_lesion_in_train_or_val": in_trval,
+            "share_in_train_or_val": in_trval / len(test),
+            "test_images_with_lesion_in_train": in_train, "share_in_train": in_train / len(test)}
 
 
 @pytest.mark.slow
@@ -61,13 +63,24 @@ def test_results_notebook_writes_summary_and_leakage(smoke_run):
                     else table.loc[name, col] == m[key]), (name, col)
     assert (metrics / "summary.md").read_text().startswith("| model ")
     leak = json.loads((metrics / "12_leakage.json").read_text())
-    assert leak["kind"] == "facts"
+    p = get_profile("smoke")
+    assert leak["kind"] == "facts" and leak["repeats"] == p.repeats
     assert leak["facts"]["lesions_with_several_images"] > 0
-    splits = {(tuple(r["image_size"]), r["split"]) for r in leak["runs"]}
-    assert {s for _, s in splits} == {"lesion-grouped", "image-level"} and len(splits) == 2
-    if "02_baseline_cnn" in smoke_run.seconds:  # notebook 02's own model is re-used
-        assert leak["runs"][0]["trained_as"] == "02_baseline_cnn"
-    for r in leak["runs"]:
-        assert r["leakage"] == _leaked(smoke_run.run_dir, r["split"]), r["split"]
-    assert [r["leakage"]["share"] > 0 for r in leak["runs"]] == [False, True]
+    (m,) = leak["sizes"]  # smoke: its own image size only
+    assert m["image_size"] == list(p.image_size)
+    assert m["seeds"] == [p.seed + r for r in range(p.repeats)]
+    assert m["leaked"]["test"] == pytest.approx(_leaked(smoke_run.run_dir))
+    assert m["leaked"]["test"]["share_in_train_or_val"] > 0
+    n_unseen = int((pd.read_csv(smoke_run.run_dir / "splits.csv")["split"] == "test").sum())
+    assert m["leaked"]["unseen"] == {"n_test": n_unseen, "share_in_train_or_val": 0,
+                                     "test_images_with_lesion_in_train_or_val": 0,
+                                     "share_in_train": 0, "test_images_with_lesion_in_train": 0}
+    assert m["bootstrap"]["unit"] == "lesion" and m["bootstrap"]["n"] == p.n_bootstrap
+    for metric, d in m["difference"].items():
+        assert [s["seed"] for s in d["per_seed"]] == m["seeds"]
+        for s, r in zip(d["per_seed"], m["runs"]):  # the same model on both test sets
+            assert r["unseen"]["n_test"] == n_unseen
+            assert s["diff"] == pytest.approx(r["test"][metric] - r["unseen"][metric])
+        assert d["ci95"][0] <= d["ci95"][1]
+        assert d["verdict"] in ("inflates", "deflates", "not distinguishable")
     assert len(leak["published"]["dermamnist"]) == 2

@@ -311,3 +311,25 @@ def test_gan_figures():
     assert len(points) == 3  # the floors, then one per class
     np.testing.assert_allclose(np.asarray(points[0].lines[0].get_xdata(), float), [0.01, 0.03])
     assert np.asarray(points[2].lines[0].get_xdata(), float).ravel()[0] == 0.2
+
+
+def test_randomization_cascade():
+    def spread(values):
+        return {"median": float(np.median(values)), "values": list(values)}
+
+    rng = np.random.default_rng(0)
+    steps = [{"randomised": name, "verdict": verdict,
+              "abs_rho": spread(rng.uniform(lo, lo + 0.1, 6)),
+              "ssim": spread(rng.uniform(lo - 0.2, lo, 6))}
+             for name, verdict, lo in (("probs", "insensitive", 0.8), ("block2", "sensitive", 0.1),
+                                       ("block1", "sensitive", 0.05))]
+    steps[2]["abs_rho"]["values"][0] = None  # a flat map has no rank correlation
+    check_ = {"steps": steps, "layer": "block2_relu2",
+              "null": {"abs_rho": spread(rng.uniform(0, 0.2, 18)),
+                       "ssim": spread(rng.uniform(-0.1, 0.1, 18))}}
+    fig = check(plots.randomization_cascade(check_), 2)
+    top = fig.axes[0]
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["probs", "block2", "block1"]
+    assert top.patches[0].get_label().startswith("null")  # the null band comes first
+    colours = [p.get_facecolor() for p in top.patches[1:]]
+    assert colours[0] != colours[1] == colours[2]  # the insensitive depth stands out

@@ -8,6 +8,7 @@ import pytest
 
 from skinlib import info, leakage, metrics, results
 from skinlib.rundir import RunDir
+from skinlib.session import Session
 
 CLASSES = info.classes("ham10000")
 
@@ -102,6 +103,19 @@ def _catalog():
     return pd.DataFrame(rows)
 
 
+def _leaked_by_lesion(cat, test="test") -> dict:
+    """The leaked shares counted lesion by lesion: where else each test image's lesion sits."""
+    where: dict = {}
+    for lesion, split in zip(cat["lesion_id"], cat["split"]):
+        where.setdefault(lesion, set()).add(split)
+    tests = [lesion for lesion, split in zip(cat["lesion_id"], cat["split"]) if split == test]
+    in_trval = sum(bool(where[lesion] & {"train", "val"}) for lesion in tests)
+    in_train = sum("train" in where[lesion] for lesion in tests)
+    return {"n_test": len(tests), "test_images_with_lesion_in_train_or_val": in_trval,
+            "share_in_train_or_val": in_trval / len(tests),
+            "test_images_with_lesion_in_train": in_train, "share_in_train": in_train / len(tests)}
+
+
 def test_lesion_facts_and_leaked_share():
     cat = _catalog()
     facts = leakage.lesion_facts(cat)
@@ -113,23 +127,126 @@ def test_lesion_facts_and_leaked_share():
     # 56 (15). A test row at block offset 0 is a one-image lesion (rows 0, 12, 24, 36, 48: no
     # leak); at any other offset its lesion has a neighbouring row, which is not a multiple of 4,
     # in train. So 15 - 5 = 10 test images leak.
-    assert share == {"n_test": 15, "test_images_with_lesion_in_train": 10, "share": 10 / 15}
+    assert share["test_images_with_lesion_in_train_or_val"] == 10
+    assert share == _leaked_by_lesion(cat)
+    # validation counts as a leak too (early stopping saw the lesion), but not as training
+    cat["split"] = ["test" if i % 4 == 0 else "val" if i % 2 else "train" for i in range(len(cat))]
+    share = leakage.leaked_test_share(cat)
+    assert share == _leaked_by_lesion(cat)
+    assert share["share_in_train"] < share["share_in_train_or_val"]
 
 
-def test_leakage_table_marks_published_rows():
-    run = {"image_size": [28, 28], "split": "image-level", "trained_as": "x",
-           "accuracy_argmax": 0.7,
-           "balanced_accuracy": 0.5, "macro_auc": 0.8, "ci95": {"balanced_accuracy": [0.4, 0.6]},
-           "leakage": {"share": 0.4}}
-    grouped = {**run, "split": "lesion-grouped", "balanced_accuracy": 0.45, "macro_auc": 0.75,
-               "leakage": {"share": 0.0}}
-    exp = {"facts": {}, "runs": [grouped, run]}
+def _split_catalog(n_lesions=300, seed=0):
+    """Lesions of 1-4 images, 7 classes, with a lesion-grouped split attached."""
+    from skinlib import splits
+
+    rng = np.random.default_rng(seed)
+    rows = [{"image_id": f"ISIC_{lesion:05d}{k}", "lesion_id": f"HAM_{lesion:05d}",
+             "dx": CLASSES[lesion % len(CLASSES)]}
+            for lesion in range(n_lesions) for k in range(1 + rng.integers(0, 4))]
+    cat = pd.DataFrame(rows)
+    cat["label"] = cat["dx"].map(CLASSES.index)
+    return splits.attach(cat, splits.make_splits(cat, k_folds=2, seed=seed))
+
+
+def test_measurement_split_holds_out_the_lesion_grouped_test_set():
+    from skinlib.config import get_profile
+
+    cat = _split_catalog()
+    session = Session(profile=get_profile("smoke"), run=None, catalog=cat, data="synthetic",
+                      classes=CLASSES)
+    m = leakage.measurement_split(session)
+    assert set(m["split"]) == {"train", "val", "test", "unseen"}
+    assert m.set_index("image_id").loc[cat["image_id"], "split"].eq("unseen").tolist() == \
+        cat["split"].eq("test").tolist()  # the series' test split, untouched
+    unseen_lesions = set(m.loc[m["split"] == "unseen", "lesion_id"])
+    assert not unseen_lesions & set(m.loc[m["split"] != "unseen", "lesion_id"])
+    assert leakage.leaked_test_share(m, "unseen")["test_images_with_lesion_in_train_or_val"] == 0
+    leaky = leakage.leaked_test_share(m, "test")
+    assert leaky == _leaked_by_lesion(m, "test") and leaky["share_in_train_or_val"] > 0.2
+    view = leakage._view(session, m, "unseen")
+    assert set(view.catalog["split"]) == {"train", "val", "test"}
+    assert set(view.catalog.loc[view.catalog["split"] == "test", "lesion_id"]) == unseen_lesions
+
+
+def test_lesion_draws_take_whole_lesions():
+    lesions = np.array(["a", "a", "b", "c", "c", "c", "d"])
+    W = leakage.lesion_draws(lesions, 500, np.random.default_rng(0))
+    assert W.shape == (500, 7)
+    for group in (slice(0, 2), slice(3, 6)):
+        assert (W[:, group] == W[:, group][:, :1]).all()  # one count per lesion
+    per_lesion = W[:, [0, 2, 3, 6]]
+    assert (per_lesion.sum(axis=1) == 4).all()  # four lesions drawn each time
+    assert per_lesion.mean() == pytest.approx(1, abs=0.1)
+
+
+def test_weighted_scores_match_the_metrics():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 7, 200)
+    pred = np.where(rng.random(200) < 0.6, y, rng.integers(0, 7, 200))
+    s = leakage.weighted_scores(np.ones((1, 200)), y, pred, 7)
+    assert s["balanced_accuracy"][0] == pytest.approx(metrics.balanced_accuracy(y, pred, 7))
+    assert s["accuracy"][0] == pytest.approx((y == pred).mean())
+    twice = leakage.weighted_scores(np.r_[np.ones(100), np.zeros(100)][None], y, pred, 7)
+    assert twice["accuracy"][0] == pytest.approx((y[:100] == pred[:100]).mean())
+
+
+def _seed_run(seed, leaky_right, unseen_right, rng):
+    """A fake run_seed result: two test sets of clustered lesions, a share of right answers."""
+    arrays = {}
+    for t, right in (("test", leaky_right), ("unseen", unseen_right)):
+        lesions = np.repeat(np.arange(120), 3)[:300]
+        y = lesions % 7
+        pred = np.where(rng.random(300) < right, y, (y + 1) % 7)
+        arrays[t] = (y, pred, np.char.add(t, lesions.astype(str)))  # the sets share no lesion
+    return {"seed": seed, "_arrays": arrays}
+
+
+def test_paired_difference_and_verdict():
+    rng = np.random.default_rng(2)
+    runs = [_seed_run(s, 0.9, 0.5, rng) for s in (1, 2)]
+    d = leakage.paired_difference(runs, 7, 400, seed=0)["balanced_accuracy"]
+    assert 0.3 < d["mean"] < 0.5 and d["ci95"][0] > 0 and d["verdict"] == "inflates"
+    assert d["ci95"][0] < d["mean"] < d["ci95"][1]
+    assert [s["seed"] for s in d["per_seed"]] == [1, 2] and d["seed_sd"] is not None
+    for s, r in zip(d["per_seed"], runs):
+        point = {t: metrics.balanced_accuracy(*r["_arrays"][t][:2], 7) for t in ("test", "unseen")}
+        assert s["diff"] == pytest.approx(point["test"] - point["unseen"])
+    same = [_seed_run(1, 0.6, 0.6, rng)]
+    same[0]["_arrays"]["unseen"] = same[0]["_arrays"]["test"]  # identical sets: no difference
+    same = leakage.paired_difference(same, 7, 400, seed=0)
+    assert same["balanced_accuracy"]["mean"] == 0
+    assert same["balanced_accuracy"]["verdict"] == "not distinguishable"
+    assert same["balanced_accuracy"]["seed_sd"] is None
+    worse = [_seed_run(1, 0.3, 0.8, rng)]
+    assert leakage.paired_difference(worse, 7, 200, 0)["accuracy"]["verdict"] == "deflates"
+    mixed = [_seed_run(1, 0.6, 0.6, rng), _seed_run(2, 0.6, 0.6, rng)]
+    mixed[1]["_arrays"]["unseen"] = mixed[1]["_arrays"]["test"]
+    with pytest.raises(ValueError, match="same measurement split"):
+        leakage.paired_difference(mixed, 7, 10, 0)
+
+
+def test_leakage_tables_from_the_json():
+    runs = [{"seed": s, "trained_as": f"12_leak_28x28_seed{s}",
+             "test": {"accuracy_argmax": 0.7, "balanced_accuracy": 0.5 + s / 100, "macro_auc": 0.8},
+             "unseen": {"accuracy_argmax": 0.6, "balanced_accuracy": 0.4, "macro_auc": 0.7}}
+            for s in (42, 43)]
+    diff = {"mean": 0.105, "ci95": [0.05, 0.16], "seed_sd": 0.007, "verdict": "inflates",
+            "per_seed": [{"seed": 42, "diff": 0.1}, {"seed": 43, "diff": 0.11}]}
+    leak = {"share_in_train_or_val": 0.406, "share_in_train": 0.354}
+    exp = {"sizes": [{"image_size": [28, 28], "seeds": [42, 43], "runs": runs,
+                      "leaked": {"test": leak, "unseen": {"share_in_train_or_val": 0.0,
+                                                          "share_in_train": 0.0}},
+                      "difference": {"balanced_accuracy": diff}}]}
+    exp = json.loads(json.dumps(exp))  # what notebook 12 writes and the README tool reads
     t = leakage.table(exp)
     assert (t["source"] == "this run").sum() == 2
     assert t["source"].str.contains("published").sum() == 2
-    gap = leakage.inflation(exp)
-    assert gap["balanced_accuracy"].iloc[0] == pytest.approx(0.05)
-    js = leakage.to_json(exp)
-    assert [r["split"] for r in js["runs"]] == ["lesion-grouped", "image-level"]
-    assert js["inflation"][0]["balanced_accuracy"] == pytest.approx(0.05)
-    json.dumps(js)
+    assert t.loc[0, "balanced accuracy"] == "0.925 (0.920-0.930)"
+    assert t.loc[0, "test images with lesion in train or val"] == "40.6%"
+    assert t.loc[0, "... in train"] == "35.4%" and t.loc[1, "... in train"] == "0.0%"
+    d = leakage.differences(exp)
+    assert d.loc[0, "leaky - unseen"] == pytest.approx(0.105) and d.loc[0, "verdict"] == "inflates"
+    (line,) = leakage.summary(exp)
+    assert "40.6%" in line and "35.4% in training" in line and "+0.100, +0.110" in line
+    assert line.endswith("inflates the figures.")

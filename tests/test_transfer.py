@@ -9,6 +9,7 @@ keras = pytest.importorskip("keras")
 
 from skinlib import pretrained  # noqa: E402
 from skinlib.training import fit  # noqa: E402
+from skinlib.training import transfer as train_transfer  # noqa: E402
 from skinlib.models import transfer  # noqa: E402
 
 
@@ -75,6 +76,84 @@ def test_one_stage_step_trains_only_the_head(model):
                if not np.allclose(before[w.path], w.numpy())}
     assert changed and all(p.startswith(("head_", "probs")) for p in changed)
     assert np.allclose(before["conv1_conv/kernel"], model.get_layer("conv1_conv").kernel.numpy())
+
+
+def _bn_layers(model):
+    return [layer for layer in transfer.base_layers(model)
+            if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_from_scratch_every_layer_trains_and_batchnorm_learns_its_statistics():
+    model = transfer.build_resnet50((32, 32), 7, weights=None, mixed_precision=False)
+    assert model.name == "resnet50_scratch"
+    weighted = [layer for layer in model.layers if layer.weights]
+    assert all(layer.trainable for layer in weighted if layer.name != transfer.PREPROCESS_LAYER)
+    assert not model.get_layer(transfer.PREPROCESS_LAYER).trainable
+    assert len(model.non_trainable_weights) == 2 + 2 * (len(_bn_layers(model)) + 1)  # pre, BN stats
+    bns = _bn_layers(model)
+    before = {layer.name: layer.moving_mean.numpy().copy() for layer in bns}
+    fit.compile_model(model, 1e-3)
+    x = np.random.default_rng(3).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 7, epochs=1, batch_size=8, verbose=0)
+    moved = [layer.name for layer in bns
+             if not np.allclose(before[layer.name], layer.moving_mean.numpy())]
+    assert moved == [layer.name for layer in bns]  # every BatchNorm ran in training mode
+    assert not np.allclose(before["conv1_bn"], model.get_layer("conv1_bn").moving_mean.numpy())
+
+
+def test_with_pretrained_weights_stage_one_freezes_the_base(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(transfer, "_load_base_weights", lambda m, w, size: loaded.append(w))
+    model = transfer.build_resnet50((32, 32), 7, weights="imagenet", mixed_precision=False)
+    assert loaded == ["imagenet"] and model.name == "resnet50_transfer"
+    assert not any(layer.trainable for layer in transfer.base_layers(model))
+    bn = model.get_layer("conv1_bn")
+    before = bn.moving_mean.numpy().copy()
+    fit.compile_model(model, 1e-3)
+    x = np.random.default_rng(4).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    model.fit(x, np.arange(8) % 7, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(before, bn.moving_mean.numpy())  # frozen: inference mode
+
+
+class _Session:
+    """Just what train_transfer reads from a session."""
+
+    def __init__(self, profile):
+        import pandas as pd
+
+        self.profile, self.n_classes, self.run, self.force = profile, 7, None, False
+        self._frame = pd.DataFrame({"label": np.arange(14) % 7})
+
+    def frame(self, split):
+        return self._frame
+
+
+@pytest.mark.parametrize("weights", [None, "imagenet"])
+def test_train_transfer_stages(monkeypatch, weights):
+    from skinlib.config import get_profile
+
+    calls = []
+
+    def fake_fit(model, *, name, epochs, learning_rate, **kw):
+        base = transfer.base_layers(model)
+        calls.append((name, epochs, learning_rate, sum(layer.trainable for layer in base)))
+        return model, {"name": name, "epochs_run": epochs}
+
+    monkeypatch.setattr(train_transfer, "fit", fake_fit)
+    monkeypatch.setattr(train_transfer, "training_inputs",
+                        lambda *a, **k: fit.TrainingInputs(None, None, None, None))
+    monkeypatch.setattr(transfer, "_load_base_weights", lambda *a: None)
+    p = get_profile("smoke", transfer_epochs_stage1=2, transfer_epochs_stage2=3)
+    model, records = train_transfer.train_transfer(_Session(p), weights=weights)
+    n_base = len(transfer.base_layers(model))
+    if weights is None:
+        assert calls == [("06_scratch", 5, 1e-3, n_base)] and list(records) == ["scratch"]
+        assert train_transfer.model_name(weights) == "06_resnet50_scratch"
+    else:
+        assert [c[:3] for c in calls] == [("06_stage1", 2, 1e-3), ("06_stage2", 3, 1e-5)]
+        assert calls[0][3] == 0 and 0 < calls[1][3] < n_base
+        assert list(records) == ["stage1", "stage2"]
+        assert train_transfer.model_name(weights) == "06_resnet50"
 
 
 def test_resolve_weights(monkeypatch, tmp_path):

@@ -6,10 +6,12 @@ The model is one flat functional graph: raw RGB in [0, 255] -> ``resnet50.prepro
 GlobalAveragePooling -> BatchNorm -> Dense 256 ReLU -> Dropout 0.4 -> softmax. Flat, so
 Grad-CAM tools reach ``conv5_block3_out`` directly.
 
-:func:`set_stage` makes the layers of a training stage trainable: stage 1 the head on a frozen
-base; stage 2 the base from layer ``unfreeze_from`` on, with every BatchNormalization layer kept
-frozen, i.e. in inference mode, so the small batches of fine-tuning do not wreck the ImageNet
-statistics. The two-stage training itself is :mod:`skinlib.training.transfer`.
+:func:`set_stage` makes the layers of a training stage trainable. With pretrained weights:
+stage 1 the head on a frozen base; stage 2 the base from layer ``unfreeze_from`` on, with every
+BatchNormalization layer kept frozen, i.e. in inference mode, so the small batches of fine-tuning
+do not wreck the ImageNet statistics. Without them (stage 0, "from scratch"): every layer trains,
+BatchNormalization included (in training mode, so it learns its statistics). The training
+itself is :mod:`skinlib.training.transfer`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from skinlib import pretrained
 WEIGHTS_ENV = "SKINLIB_RESNET50_WEIGHTS"
 NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+PREPROCESS_LAYER = "resnet50_preprocess"  # fixed RGB -> BGR and ImageNet means; never trains
 FIRST_BASE_LAYER = "conv1_pad"
 LAST_BASE_LAYER = "conv5_block3_out"
 
@@ -109,7 +112,7 @@ def _load_base_weights(model, weights: str, image_size) -> None:
 def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imagenet",
                    mixed_precision: bool | None = None, dropout: float = 0.4,
                    dense_units: int = 256):
-    """ResNet50 with preprocessing inside and the seed work's head, frozen for stage 1.
+    """ResNet50 with preprocessing inside and the seed work's head, ready for its first stage.
 
     Args:
         image_size: (height, width); ResNet50 needs at least 32 px on each side.
@@ -120,7 +123,8 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         dropout, dense_units: the head.
 
     Returns:
-        A functional model named ``resnet50_transfer`` with the base frozen.
+        A functional model: with weights, ``resnet50_transfer`` with the base frozen (stage 1);
+        with ``weights=None``, ``resnet50_scratch`` with every layer trainable (stage 0).
 
     Raises:
         WeightsError: ImageNet weights unavailable (one line saying what to pass instead).
@@ -137,7 +141,7 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         weights = _existing(str(weights), "weights")
     with _policy(mixed_precision):
         inputs = keras.Input((*image_size, 3), name="image")
-        pre = layers.Dense(3, trainable=False, dtype="float32", name="resnet50_preprocess")
+        pre = layers.Dense(3, trainable=False, dtype="float32", name=PREPROCESS_LAYER)
         x = pre(inputs)
         perm = np.eye(3, dtype="float32")[:, ::-1]  # RGB -> BGR
         pre.set_weights([perm, -np.asarray(IMAGENET_BGR_MEAN, dtype="float32")])
@@ -148,10 +152,11 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         h = layers.Dropout(dropout, name="head_drop")(h)
         outputs = layers.Dense(n_classes, activation="softmax", dtype="float32",
                                name="probs")(h)
-        model = keras.Model(inputs, outputs, name="resnet50_transfer")
+        model = keras.Model(inputs, outputs, name="resnet50_transfer" if weights is not None
+                            else "resnet50_scratch")
     if weights is not None:
         _load_base_weights(model, weights, image_size)
-    set_stage(model, 1)
+    set_stage(model, 1 if weights is not None else 0)
     return model
 
 
@@ -169,21 +174,23 @@ def base_layers(model) -> list:
 def set_stage(model, stage: int, unfreeze_from: int = 100) -> None:
     """Make the right layers trainable for a stage.
 
-    Stage 1: the whole base frozen, the head trainable. Stage 2: base layers from index
-    ``unfreeze_from`` on trainable (indexed as in ``ResNet50(include_top=False).layers``, whose
-    index 0 is the input layer), every BatchNormalization layer of the base frozen (inference
-    mode). The preprocessing layer never trains.
+    Stage 0 (from scratch, no pretrained weights): every layer trainable, BatchNormalization
+    included, so it runs in training mode and updates its moving statistics. Stage 1: the whole
+    base frozen, the head trainable. Stage 2: base layers from index ``unfreeze_from`` on
+    trainable (indexed as in ``ResNet50(include_top=False).layers``, whose index 0 is the input
+    layer), every BatchNormalization layer of the base frozen (inference mode). The
+    preprocessing layer never trains.
     """
     from keras import layers
 
-    if stage not in (1, 2):
-        raise ValueError(f"stage={stage}: use 1 or 2")
+    if stage not in (0, 1, 2):
+        raise ValueError(f"stage={stage}: use 0 (from scratch), 1 or 2")
     base = base_layers(model)
     in_base = {id(layer) for layer in base}
     model.trainable = True
     for layer in model.layers:
         if id(layer) not in in_base:
-            layer.trainable = layer.name != "resnet50_preprocess" and bool(layer.weights)
+            layer.trainable = layer.name != PREPROCESS_LAYER and bool(layer.weights)
     for i, layer in enumerate(base, start=1):
-        layer.trainable = (stage == 2 and i >= unfreeze_from
-                           and not isinstance(layer, layers.BatchNormalization))
+        layer.trainable = stage == 0 or (stage == 2 and i >= unfreeze_from
+                                         and not isinstance(layer, layers.BatchNormalization))

@@ -1,9 +1,12 @@
-"""Train the ResNet50 transfer model of notebook 06 in two stages.
+"""Train the ResNet50 of notebook 06: two stages on pretrained weights, one stage from scratch.
 
-Stage 1 trains the head on a frozen base (Adam 1e-3); stage 2 unfreezes the base from layer
-``unfreeze_from`` on (Adam 1e-5) with every BatchNormalization layer kept frozen (see
-:func:`skinlib.models.transfer.set_stage`). Both stages use balanced class weights and
-ReduceLROnPlateau, whatever the profile's ``balance`` and ``lr_schedule``.
+With pretrained weights, stage 1 trains the head on a frozen base (Adam 1e-3); stage 2 unfreezes
+the base from layer ``unfreeze_from`` on (Adam 1e-5) with every BatchNormalization layer kept
+frozen (see :func:`skinlib.models.transfer.set_stage`). Without them there is nothing to
+transfer: every layer, BatchNormalization included, trains from the start in one stage (Adam
+1e-3) for the epochs of both stages together, and the row is named ``06_resnet50_scratch``.
+Every stage uses balanced class weights and ReduceLROnPlateau, whatever the profile's
+``balance`` and ``lr_schedule``.
 """
 
 from __future__ import annotations
@@ -11,15 +14,27 @@ from __future__ import annotations
 from skinlib.models.transfer import build_resnet50, set_stage
 from skinlib.training.fit import fit, get_strategy, training_inputs
 
+TRANSFER_NAME = "06_resnet50"  # model file, metrics file and table row with pretrained weights
+SCRATCH_NAME = "06_resnet50_scratch"  # the same without pretrained weights
+
+
+def model_name(weights) -> str:
+    """The row name of notebook 06's model: :data:`SCRATCH_NAME` when ``weights`` is None."""
+    return SCRATCH_NAME if weights is None else TRANSFER_NAME
+
 
 def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int | None = None,
                    epochs2: int | None = None, unfreeze_from: int | None = None,
                    verbose: int = 2):
-    """Train both stages on the session's training split (or load them if already done).
+    """Train on the session's training split (or load what this run folder already trained).
+
+    Args:
+        weights: ``"imagenet"``, a weights file, or None (from scratch: one stage of
+            ``epochs1 + epochs2`` epochs, every layer trainable).
 
     Returns:
-        ``(model, records)``: the stage-2 model and ``{"stage1": record, "stage2": record}``
-        as :func:`skinlib.training.fit.fit` returns them.
+        ``(model, records)``: the final model and one :func:`skinlib.training.fit.fit` record
+        per stage, ``{"stage1": ..., "stage2": ...}`` or, from scratch, ``{"scratch": ...}``.
     """
     p = session.profile
     size = tuple(image_size or p.transfer_size)
@@ -27,11 +42,14 @@ def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int
                              val_frame=session.frame("val"), image_size=size, balance="weights")
     common = dict(**inputs._asdict(), run=session.run, patience=p.patience, schedule="plateau",
                   force=session.force, verbose=verbose)
+    epochs1, epochs2 = epochs1 or p.transfer_epochs_stage1, epochs2 or p.transfer_epochs_stage2
     with get_strategy().scope():
         model = build_resnet50(size, session.n_classes, weights=weights)
-    model, rec1 = fit(model, name="06_stage1", epochs=epochs1 or p.transfer_epochs_stage1,
-                      learning_rate=1e-3, **common)
+    if weights is None:
+        model, rec = fit(model, name="06_scratch", epochs=epochs1 + epochs2, learning_rate=1e-3,
+                         **common)
+        return model, {"scratch": rec}
+    model, rec1 = fit(model, name="06_stage1", epochs=epochs1, learning_rate=1e-3, **common)
     set_stage(model, 2, unfreeze_from or p.transfer_unfreeze_from)
-    model, rec2 = fit(model, name="06_stage2", epochs=epochs2 or p.transfer_epochs_stage2,
-                      learning_rate=1e-5, **common)
+    model, rec2 = fit(model, name="06_stage2", epochs=epochs2, learning_rate=1e-5, **common)
     return model, {"stage1": rec1, "stage2": rec2}
