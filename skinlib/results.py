@@ -102,7 +102,7 @@ def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out["train s"] = [_count(v) for v in table["train s"]]
     out["epochs run/max"] = [f"{_count(r)}/{_count(m)}" if not pd.isna(r) else ""
                              for r, m in zip(table["epochs run"], table["epochs max"])]
-    out["images seen (k)"] = [_count(v / 1000) for v in table["images seen"]]
+    out["images seen (k)"] = [_count(v / 1000, 1) for v in table["images seen"]]
     out["decision"], out["repeats"] = table["decision"], [_count(v) for v in table["repeats"]]
     for col, _ in TABLE_METRICS:
         cells = []

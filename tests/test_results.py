@@ -78,7 +78,7 @@ def test_summary_table_csv_and_markdown(run):
     assert md[2].count("|") == md[0].count("|")
     shown = results.formatted(table).set_index("model")
     assert shown.loc["06_resnet50_transfer", "epochs run/max"] == "6/22"
-    assert shown.loc["06_resnet50_transfer", "images seen (k)"] == "6"
+    assert shown.loc["06_resnet50_transfer", "images seen (k)"] == "6.0"
     assert shown.loc["02_baseline_cnn", "repeats"] == "2"
 
 
