@@ -192,20 +192,37 @@ def _root(x):
     return np.sqrt(np.maximum(np.asarray(x, dtype=np.float64), 0.0))
 
 
+def weighted_confusion(W, y, pred, n_classes: int) -> np.ndarray:
+    """Confusion matrices ``(B, true, predicted)``, one for each row of image weights ``W``
+    ``(B, n)`` (weight 1 everywhere: the plain confusion matrix)."""
+    y, pred, k = np.asarray(y, dtype=np.int64), np.asarray(pred, dtype=np.int64), int(n_classes)
+    if y.shape != pred.shape or np.shape(W)[-1] != len(y):
+        raise ValueError(f"y ({y.shape}), pred ({pred.shape}) and the weights "
+                         f"({np.shape(W)}) must describe the same images")
+    return (np.atleast_2d(W) @ np.eye(k * k)[y * k + pred]).reshape(-1, k, k)
+
+
+def class_recalls(cm: np.ndarray) -> np.ndarray:
+    """Recall of each class ``(B, k)`` from confusion matrices ``(B, k, k)``; NaN where a class
+    has no image."""
+    support = cm.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diagonal(cm, axis1=1, axis2=2) / support, np.nan)
+
+
 def _weighted_scores(W, y, probs, pred, auc_classes, mel, n_bins) -> dict:
     """Every evaluated figure for each row of image weights W (shape (B, n)).
 
     These kernels are hand-written rather than scikit-learn's per-sample-weight metrics so that
     the point estimate (W = ones) and all bootstrap resamples come from one vectorised pass.
     """
-    k = probs.shape[1]
-    cm = (W @ np.eye(k * k)[y * k + pred]).reshape(-1, k, k)  # (B, true, pred)
+    cm = weighted_confusion(W, y, pred, probs.shape[1])
     tp = np.diagonal(cm, axis1=1, axis2=2)
     support = cm.sum(axis=2)
     predicted = cm.sum(axis=1)
     total = support.sum(axis=1)
+    recall = class_recalls(cm)
     with np.errstate(invalid="ignore", divide="ignore"):
-        recall = np.where(support > 0, tp / support, np.nan)
         f1_den = 2 * tp + (predicted - tp) + (support - tp)
         f1 = np.where(f1_den > 0, 2 * tp / f1_den, np.nan)  # NaN: class neither true nor predicted
         out = {
@@ -269,7 +286,7 @@ def bootstrap_weights(unit_sets: list[np.ndarray], n_bootstrap: int, seed: int):
         done += b
 
 
-def _ci(values: np.ndarray, point=None, world=None) -> list | None:
+def interval(values, point=None, world=None) -> list | None:
     """95% interval of bootstrap ``values``; None if none is finite.
 
     The percentile interval; or, given the ``point`` estimate and the ``world`` value (the
@@ -277,7 +294,8 @@ def _ci(values: np.ndarray, point=None, world=None) -> list | None:
     ``[point + world - q97.5, point + world - q2.5]``, which corrects the bias of an estimator
     whose resamples do not centre on the point estimate (the calibration error).
     """
-    v = values[np.isfinite(values)]
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
     if v.size == 0:
         return None
     lo, hi = np.percentile(v, [2.5, 97.5])
@@ -391,8 +409,9 @@ def _bootstrap_cis(score, units: np.ndarray, n_bootstrap: int, seed: int, point:
         for m in keys:
             boot[m].append(scores[m])
     boot = {m: np.concatenate(v) if v else np.empty(0) for m, v in boot.items()}
-    ci = {m: (_ci(boot[m]) if defined[m] else None) for m in CI_METRICS if m != "ece"}
-    ece = _ci(boot["ece2"], point["ece2"][0], point["_ece2_world"][0]) if defined["ece"] else None
+    ci = {m: (interval(boot[m]) if defined[m] else None) for m in CI_METRICS if m != "ece"}
+    ece = (interval(boot["ece2"], point["ece2"][0], point["_ece2_world"][0]) if defined["ece"]
+           else None)
     ci["ece"] = None if ece is None else _root(ece).tolist()
     return {"ci95": {m: ci[m] for m in CI_METRICS},
             "bootstrap_skipped": {m: int((~np.isfinite(boot[k])).sum())
@@ -472,14 +491,12 @@ def _recall_scores(W, y, probs, pred, *, auc_classes, mel, minority: list[int],
     """:func:`_weighted_scores` plus ``minority_recall`` (mean recall over the ``minority``
     classes) and, when ``chosen`` classes are given, ``subset_recall`` (theirs)."""
     s = _weighted_scores(W, y, probs, pred, auc_classes, mel, 15)
-    cm = s["_cm"]
-    sup = cm.sum(axis=2)
+    rec = class_recalls(s["_cm"])
     with np.errstate(invalid="ignore", divide="ignore"):
-        rec = np.diagonal(cm, axis1=1, axis2=2)[:, minority] / sup[:, minority]
-        s["minority_recall"] = np.nanmean(rec, axis=1) if minority else np.full(len(W), np.nan)
+        s["minority_recall"] = (np.nanmean(rec[:, minority], axis=1) if minority
+                                else np.full(len(W), np.nan))
         if chosen:
-            s["subset_recall"] = np.nanmean(
-                np.diagonal(cm, axis1=1, axis2=2)[:, chosen] / sup[:, chosen], axis=1)
+            s["subset_recall"] = np.nanmean(rec[:, chosen], axis=1)
     return s
 
 
@@ -513,7 +530,7 @@ def _difference(metric: str, a_vals, b_vals, boot: list, world) -> dict:
     a_vals, b_vals = np.asarray(a_vals, np.float64), np.asarray(b_vals, np.float64)
     seed_diffs = b_vals - a_vals
     diff = _num(seed_diffs.mean())
-    ci = _ci(np.concatenate(boot) if boot else np.empty(0), diff, world)
+    ci = interval(np.concatenate(boot) if boot else np.empty(0), diff, world)
     finite = np.isfinite(seed_diffs).all()
     return {"a": _num(a_vals.mean()), "b": _num(b_vals.mean()), "diff": diff, "ci95": ci,
             "significant": bool(ci is not None and (ci[0] > 0 or ci[1] < 0)),

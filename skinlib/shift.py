@@ -15,7 +15,7 @@ p_train(c) / p_heldout(c) per image of class c) removes the first: the re-weight
 ``sum_c p_train(c) * recall_heldout(c)``. So the accuracy drop splits exactly into
 ``label = reweighted - raw`` and ``acquisition = in-distribution - reweighted`` (both at the
 training mix). Balanced accuracy, a plain mean of recalls, ignores the class mix: its drop is
-acquisition shift alone. CIs resample lesions (:mod:`skinlib.lesion_ci`).
+acquisition shift alone. CIs resample lesions (:func:`skinlib.metrics.bootstrap_weights`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib import decision as rules
-from skinlib import info, lesion_ci, metrics
+from skinlib import info, metrics
 
 SOURCE_COLUMN = "source_site"
 MIN_IMAGES = 10  # a class needs this many held-out images to be scored in the decomposition
@@ -156,16 +156,43 @@ def importance_weights(heldout_y, target_mix) -> np.ndarray:
     return ratio[y]
 
 
+def _mix_accuracy(cm: np.ndarray, mix: np.ndarray) -> np.ndarray:
+    """Accuracy if the classes came in proportions ``mix`` (sums to 1 over the classes with
+    images): ``sum_c mix_c * recall_c``, for each confusion matrix ``(B, k, k)``."""
+    keep = mix > 0
+    return (metrics.class_recalls(cm)[:, keep] * mix[keep]).sum(axis=1)
+
+
+def _own_accuracy(cm: np.ndarray, kept) -> np.ndarray:
+    """Plain accuracy over the images whose true class is in ``kept`` (the set's own mix)."""
+    return np.diagonal(cm, axis1=1, axis2=2)[:, kept].sum(axis=1) / cm[:, kept, :].sum(axis=(1, 2))
+
+
+def _balanced(cm: np.ndarray, kept) -> np.ndarray:
+    """Mean recall over the classes ``kept`` that have images (a resample that lost every image
+    of a class averages over the others, as :func:`skinlib.metrics.evaluate`; NaN if none)."""
+    r = metrics.class_recalls(cm)[:, kept]
+    n = np.isfinite(r).sum(axis=1)
+    return np.where(n > 0, np.nansum(r, axis=1) / np.maximum(n, 1), np.nan)
+
+
 def _figures(cm_id, cm_ho, mix, kept) -> dict[str, np.ndarray]:
     """Every figure of the decomposition for each row of the two confusion-matrix stacks."""
-    acc_id = lesion_ci.mix_accuracy(cm_id, mix)
-    raw, reweighted = lesion_ci.own_accuracy(cm_ho, kept), lesion_ci.mix_accuracy(cm_ho, mix)
-    bal_id, bal_ho = lesion_ci.balanced(cm_id, kept), lesion_ci.balanced(cm_ho, kept)
+    acc_id = _mix_accuracy(cm_id, mix)
+    raw, reweighted = _own_accuracy(cm_ho, kept), _mix_accuracy(cm_ho, mix)
+    bal_id, bal_ho = _balanced(cm_id, kept), _balanced(cm_ho, kept)
     return {"in_distribution_accuracy": acc_id, "heldout_accuracy": raw,
             "heldout_accuracy_reweighted": reweighted, "accuracy_drop": acc_id - raw,
             "label_shift": reweighted - raw, "acquisition_shift": acc_id - reweighted,
             "in_distribution_balanced_accuracy": bal_id,
             "heldout_balanced_accuracy": bal_ho, "balanced_accuracy_drop": bal_id - bal_ho}
+
+
+def _summary(point: float, draws: list) -> dict:
+    """``{"value", "ci95", "excludes_0"}`` of one figure and its bootstrap draws."""
+    ci = metrics.interval(np.concatenate(draws) if draws else [])
+    return {"value": float(point), "ci95": ci,
+            "excludes_0": bool(ci is not None and (ci[0] > 0 or ci[1] < 0))}
 
 
 def decompose(in_dist: Scored, heldout: Scored, train_mix, classes, *,
@@ -181,7 +208,9 @@ def decompose(in_dist: Scored, heldout: Scored, train_mix, classes, *,
         ``label_shift``, ``acquisition_shift`` and the balanced accuracies and their drop),
         ``recall`` (dx -> in-distribution, held-out, drop), ``classes_kept``,
         ``classes_left_out`` (dx -> held-out images), ``train_mix``, ``heldout_mix``,
-        ``dominant`` (``label`` or ``acquisition``), ``n_bootstrap``, ``seed``, ``unit``.
+        ``dominant`` (``label`` or ``acquisition``), ``bootstrap``
+        (:func:`skinlib.metrics.bootstrap_record`, the lesions of both sets), ``repeats`` (1),
+        ``n_bootstrap``, ``seed``.
     """
     k = len(classes)
     kept = kept_classes(in_dist.y, heldout.y, train_mix, min_images)
@@ -190,18 +219,19 @@ def decompose(in_dist: Scored, heldout: Scored, train_mix, classes, *,
     mix /= mix.sum()
 
     def both(w_id, w_ho):
-        return (lesion_ci.weighted_confusion(w_id, in_dist.y, in_dist.pred, k),
-                lesion_ci.weighted_confusion(w_ho, heldout.y, heldout.pred, k))
+        return (metrics.weighted_confusion(w_id, in_dist.y, in_dist.pred, k),
+                metrics.weighted_confusion(w_ho, heldout.y, heldout.pred, k))
 
     cms = both(np.ones((1, len(in_dist.y))), np.ones((1, len(heldout.y))))
     point = _figures(*cms, mix, kept)
+    units = [metrics.resampling_units(s.groups, len(s.y), name)
+             for s, name in ((in_dist, "in-distribution groups"), (heldout, "held-out groups"))]
     draws = {m: [] for m in point}
-    for w_id, w_ho in zip(lesion_ci.lesion_draws(in_dist.groups, n_bootstrap, seed),
-                          lesion_ci.lesion_draws(heldout.groups, n_bootstrap, seed + 1)):
+    for w_id, w_ho in metrics.bootstrap_weights([u for u, _ in units], int(n_bootstrap), seed):
         for m, v in _figures(*both(w_id, w_ho), mix, kept).items():
             draws[m].append(v)
-    figures = {m: lesion_ci.summarise(point[m][0], np.concatenate(draws[m]) if draws[m] else [])
-               for m in point}
+    figures = {m: _summary(point[m][0], draws[m]) for m in point}
+    unit = "lesion" if all(kind == "lesion" for _, kind in units) else "image"
     return {"figures": figures, **_recall_table(*cms, classes),
             "classes_kept": [classes[c] for c in kept],
             "classes_left_out": {classes[c]: int((heldout.y == c).sum())
@@ -210,13 +240,15 @@ def decompose(in_dist: Scored, heldout: Scored, train_mix, classes, *,
             "heldout_mix": {classes[c]: float((heldout.y == c).mean()) for c in range(k)},
             "dominant": ("acquisition" if abs(figures["acquisition_shift"]["value"])
                          >= abs(figures["label_shift"]["value"]) else "label"),
-            "n_bootstrap": int(n_bootstrap), "seed": int(seed), "unit": "lesion",
+            "bootstrap": metrics.bootstrap_record(unit, n_bootstrap,
+                                                  sum(u.max() + 1 for u, _ in units), seed),
+            "repeats": 1, "n_bootstrap": int(n_bootstrap), "seed": int(seed),
             "min_images": int(min_images)}
 
 
 def _recall_table(cm_id, cm_ho, classes) -> dict:
     """``recall``: dx -> in-distribution and held-out recall and their drop (None if absent)."""
-    r_id, r_ho = lesion_ci.recalls(cm_id)[0], lesion_ci.recalls(cm_ho)[0]
+    r_id, r_ho = metrics.class_recalls(cm_id)[0], metrics.class_recalls(cm_ho)[0]
 
     def num(v):
         return None if not np.isfinite(v) else float(v)
@@ -254,8 +286,9 @@ def evaluate_source(session, model, parts: SourceSplit, *, min_images: int = MIN
 
     The decision rule is the profile's, with the priors of this model's own training frame
     (thresholds: fitted on its validation frame). Returns ``in_distribution`` and ``heldout``
-    (:func:`skinlib.metrics.evaluate` dicts, image-level CIs), ``decomposition``
-    (:func:`decompose`, lesion-level CIs) and the frame sizes.
+    (:func:`skinlib.metrics.evaluate` dicts), ``decomposition`` (:func:`decompose`) and the
+    frame sizes; every interval resamples lesions, and every dict records ``bootstrap`` and
+    ``repeats`` (1: one training seed).
     """
     from skinlib.training.fit import predict_probs
 
@@ -268,12 +301,11 @@ def evaluate_source(session, model, parts: SourceSplit, *, min_images: int = MIN
     out, scored = {}, {}
     for key, frame in (("in_distribution", parts.id_test), ("heldout", parts.heldout)):
         probs = predict_probs(model, frame, size)
-        y = frame["label"].to_numpy()
-        out[key] = metrics.evaluate(y, probs, session.classes, n_bootstrap=p.n_bootstrap,
-                                    seed=p.seed, **params)
-        out[key]["bootstrap"] = {"unit": "image", "n": int(p.n_bootstrap)}
-        scored[key] = Scored(y, rules.apply_decision(probs, **params),
-                             frame["lesion_id"].to_numpy())
+        y, lesions = frame["label"].to_numpy(), frame["lesion_id"].to_numpy()
+        out[key] = {**metrics.evaluate(y, probs, session.classes, groups=lesions,
+                                       n_bootstrap=p.n_bootstrap, seed=p.seed, **params),
+                    "repeats": 1}
+        scored[key] = Scored(y, rules.apply_decision(probs, **params), lesions)
     out["decomposition"] = decompose(scored["in_distribution"], scored["heldout"], train_mix,
                                      session.classes, min_images=min_images,
                                      n_bootstrap=p.n_bootstrap, seed=p.seed)
@@ -347,9 +379,6 @@ def to_json(session, runs: dict[str, dict], counts: pd.DataFrame, min_images: in
             "test_sets": {"in_distribution": "shared lesion-grouped test split, other sources",
                           "heldout": "every image of the held-out source"},
             "image_size": list(p.image_size), "min_images": int(min_images),
-            "bootstrap": {"unit": "lesion", "n": int(p.n_bootstrap),
-                          "note": "decomposition CIs resample lesions; the evaluate dicts' ci95 "
-                                  "resample images"},
             "sources": {str(k): {c: int(v) for c, v in row.items()}
                         for k, row in counts.iterrows()},
             "runs": runs}

@@ -250,6 +250,28 @@ def test_lesion_level_ci_is_wider_than_the_image_level_one():
     assert min(width.values()) > 1.2, width
 
 
+def test_paired_lesion_ci_is_wider_than_image_ci_for_duplicated_images():
+    """Each lesion photographed four times: compare's paired CI over lesions is wider than over
+    images (every image its own unit); the points are the plain figures."""
+    rng = np.random.default_rng(0)
+    y1 = rng.choice(K, 150)
+    p1 = np.where(rng.random(150) < 0.6, y1, (y1 + 2) % K)
+    y, pred = np.repeat(y1, 4), np.repeat(p1, 4)
+    onehot = np.eye(K)
+    kw = dict(n_bootstrap=400, seed=0, subset=["nv"])
+    les = metrics.compare(y, onehot[(y + 1) % K], onehot[pred], CLASSES,
+                          groups=np.repeat(np.arange(150), 4), **kw)
+    img = metrics.compare(y, onehot[(y + 1) % K], onehot[pred], CLASSES, groups=np.arange(600),
+                          **kw)
+    width = {k: np.diff(v["balanced_accuracy"]["ci95"])[0] for k, v in (("les", les),
+                                                                          ("img", img))}
+    assert width["les"] > 1.5 * width["img"], width
+    assert les["balanced_accuracy"]["diff"] == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert les["bootstrap"] == metrics.bootstrap_record("lesion", 400, 150, 0)
+    assert les["subset_recall"]["b"] == pytest.approx(
+        skm.recall_score(y, pred, labels=[CLASSES.index("nv")], average="macro"))
+
+
 def test_paired_compare_over_seeds():
     y, p, lesion = clustered_set(np.random.default_rng(3), n_lesions=150)
     rng = np.random.default_rng(4)

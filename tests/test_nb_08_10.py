@@ -41,6 +41,7 @@ def test_notebook_08_source_shift(smoke_run):
         assert r["n_train"] == ((cat["split"] == "train") & ~held).sum()
         for key, n in (("heldout", r["n_heldout"]), ("in_distribution", r["n_id_test"])):
             assert np.sum(r[key]["confusion_matrix"]) == n
+            assert r[key]["bootstrap"]["unit"] == "lesion" and r[key]["repeats"] == 1
         support = {dx: v["support"] for dx, v in r["heldout"]["per_class"].items()}
         assert support == {dx: doc["sources"][source][dx] for dx in classes}
         # the rule's priors are this model's own training mix, not the shared split's
@@ -73,7 +74,8 @@ def _check_decomposition(dec: dict, heldout: dict) -> None:
         assert rec[c]["heldout"] == pytest.approx(heldout["per_class"][c]["recall"])
     assert dec["dominant"] == ("acquisition" if abs(f["acquisition_shift"])
                                >= abs(f["label_shift"]) else "label")
-    assert dec["unit"] == "lesion" and all(v["ci95"] for v in dec["figures"].values())
+    assert dec["bootstrap"]["unit"] == "lesion" and dec["repeats"] == 1
+    assert all(v["ci95"] for v in dec["figures"].values())
 
 
 def test_notebook_10_metadata_fusion(smoke_run):
@@ -88,11 +90,15 @@ def test_notebook_10_metadata_fusion(smoke_run):
     pred = (saved["probs"] / np.asarray(m["priors"])).argmax(axis=1)
     cm = np.asarray(m["confusion_matrix"])
     assert np.bincount(pred, minlength=len(cm)).tolist() == cm.sum(axis=0).tolist()
-    lesion = m["vs_image_only"]["lesion_level"]
+    lesion = m["vs_image_only"]
     ba = lesion["balanced_accuracy"]
     assert ba["b"] == pytest.approx(m["balanced_accuracy"])
     assert ba["diff"] == pytest.approx(ba["b"] - ba["a"])
-    assert lesion["unit"] == "lesion" and lesion["n_lesions"] == cat["lesion_id"].nunique()
+    assert lesion["bootstrap"]["unit"] == "lesion" and lesion["repeats"] == 1
+    assert lesion["bootstrap"]["n_units"] == cat["lesion_id"].nunique()
+    assert m["bootstrap"]["unit"] == "lesion" and m["repeats"] == 1
+    for dx, rec in lesion["recall"].items():
+        assert rec["b"] == pytest.approx(m["per_class"][dx]["recall"])
     assert m["metadata_shuffled"]["balanced_accuracy"]["b"] == pytest.approx(ba["b"])
     assert m["goal_met"] == bool(ba["diff"] >= m["goal"] and ba["ci95"][0] > 0)
     filled = m["metadata"]["filled"]

@@ -1,12 +1,12 @@
 """Source shift (notebook 08): the leave-one-source-out split on the fake dataset, importance
-weights, the label/acquisition decomposition and the lesion-level bootstrap behind its CIs."""
+weights, the label/acquisition decomposition and the lesion-level CIs it takes from metrics."""
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from skinlib import data, info, lesion_ci, shift, splits
+from skinlib import data, info, metrics, shift, splits
 
 CLASSES = info.classes("ham10000")
 K = len(CLASSES)
@@ -152,32 +152,29 @@ def test_kept_classes_leave_out_rare_held_out_classes():
         shift.kept_classes(ind.y, y, np.full(K, 1 / K), min_images=100)
 
 
-def test_lesion_draws_keep_a_lesions_images_together():
-    groups = np.array(["a", "a", "b", "c", "c", "c"])
-    W = np.concatenate(list(lesion_ci.lesion_draws(groups, 300, seed=1)))
-    assert W.shape == (300, 6)
-    assert (W[:, 0] == W[:, 1]).all() and (W[:, 3] == W[:, 5]).all()
-    assert (W[:, [0, 2, 3]].sum(axis=1) == 3).all()  # as many lesions drawn as there are
-    again = np.concatenate(list(lesion_ci.lesion_draws(groups, 300, seed=1)))
-    assert np.array_equal(W, again)
+def test_decomposition_cis_resample_lesions_from_metrics():
+    """Each lesion photographed four times: the decomposition's CIs (lesion draws from
+    metrics.bootstrap_weights) are wider than if every image were its own lesion, and the
+    record names the unit and counts both sets' lesions."""
+    ind, ho = _scored(200, np.full(K, 1 / K), np.full(K, 0.7), 1), \
+        _scored(150, np.full(K, 1 / K), np.full(K, 0.5), 2)
+
+    def quadrupled(s, lesions):
+        return shift.Scored(np.repeat(s.y, 4), np.repeat(s.pred, 4), lesions)
+
+    kw = dict(min_images=1, n_bootstrap=400, seed=0)
+    grouped = shift.decompose(quadrupled(ind, np.repeat(np.arange(200), 4)),
+                              quadrupled(ho, np.repeat(np.arange(150), 4) + 1000),
+                              np.full(K, 1 / K), CLASSES, **kw)
+    alone = shift.decompose(quadrupled(ind, np.arange(800)), quadrupled(ho, np.arange(600)),
+                            np.full(K, 1 / K), CLASSES, **kw)
+    width = {k: np.diff(d["figures"]["accuracy_drop"]["ci95"])[0]
+             for k, d in (("lesion", grouped), ("image", alone))}
+    assert width["lesion"] > 1.5 * width["image"], width
+    assert grouped["bootstrap"] == metrics.bootstrap_record("lesion", 400, 350, 0)
+    assert grouped["repeats"] == 1
+    assert grouped["figures"]["accuracy_drop"]["value"] == pytest.approx(
+        alone["figures"]["accuracy_drop"]["value"])
     with pytest.raises(ValueError, match="missing lesion ids"):
-        next(lesion_ci.lesion_draws(np.array(["a", None]), 10, 0))
-
-
-def test_lesion_ci_is_wider_than_image_ci_for_duplicated_images():
-    rng = np.random.default_rng(0)
-    y1 = rng.choice(K, 150)
-    p1 = np.where(rng.random(150) < 0.6, y1, (y1 + 2) % K)
-    y, pred = np.repeat(y1, 4), np.repeat(p1, 4)  # each lesion photographed four times
-    a = lesion_ci.paired_difference(y, (y + 1) % K, pred, np.repeat(np.arange(150), 4), CLASSES,
-                                    n_bootstrap=400, seed=0)
-    b = lesion_ci.paired_difference(y, (y + 1) % K, pred, np.arange(600), CLASSES,
-                                    n_bootstrap=400, seed=0)
-    width = {k: v["balanced_accuracy"]["ci95"][1] - v["balanced_accuracy"]["ci95"][0]
-             for k, v in (("lesion", a), ("image", b))}
-    assert width["lesion"] > 1.5 * width["image"]
-    assert a["balanced_accuracy"]["diff"] == pytest.approx(
-        skm.balanced_accuracy_score(y, pred) - 0.0)
-    assert a["n_lesions"] == 150 and a["unit"] == "lesion"
-    assert a["recall"]["nv"]["b"] == pytest.approx(skm.recall_score(y, pred, labels=[5],
-                                                                    average="macro"))
+        shift.decompose(ind, ho._replace(groups=np.r_[[None], ho.groups[1:]]), np.full(K, 1 / K),
+                        CLASSES, **kw)

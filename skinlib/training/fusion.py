@@ -36,7 +36,8 @@ def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_s
         raise ValueError(f"meta has shape {meta.shape} but the frame has {len(frame)} rows: "
                          "pass encoder.transform(frame) for the same frame")
     images = make_dataset(frame, image_size=image_size, batch_size=batch_size,
-                          cache=cache).unbatch()
+                          cache=cache).unbatch().apply(tf.data.experimental.assert_cardinality(
+                              len(frame)))  # unbatch() forgets the length a schedule needs
     rows = tf.data.Dataset.from_tensor_slices((meta, frame["label"].astype("int32").to_numpy()))
 
     def aligned(xy, my):  # make_dataset keeps the frame's order when not training: check it
