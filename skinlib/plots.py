@@ -892,6 +892,7 @@ def upload_result(image, overlay, row: dict) -> Figure:
              + ("FLAGGED, unlike the validation images" if row["flagged"] else "ok"))
     fig.suptitle(f"decided: {row['name']} ({row['class']}) by the {row.get('rule', 'argmax')} "
                  f"rule; {check}", fontsize=11)
+    return fig
 
 
 def randomization_cascade(check: dict) -> Figure:
