@@ -120,7 +120,7 @@ def gan_vs_real(rows: dict[str, dict]) -> str:
 
 def kid_vs_floor(table: pd.DataFrame) -> str:
     """Under :func:`skinlib.plots.kid_vs_floor`: how far each class's KID is above its floor."""
-    gap = (table["kid"] - table["kid_floor"]).sort_values()
+    gap = (table["kid"] - table["floor"]).sort_values()
     return ("KID above the real-vs-real floor: "
             + "; ".join(f"{dx} +{g:.3g}" if g >= 0 else f"{dx} {g:.3g}" for dx, g in gap.items())
             + f". Closest to real: {gap.index[0]}; furthest: {gap.index[-1]}. A gap larger than "

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from skinlib import decision as rules
-from skinlib import evaluation, splits, training
+from skinlib import evaluation, metrics, splits, training
 
 # MedMNIST v2 (Yang et al., "MedMNIST v2 - A large-scale lightweight benchmark for 2D and 3D
 # biomedical image classification", Scientific Data 10, 41, 2023), Table: DermaMNIST test ACC/AUC.
@@ -132,15 +132,6 @@ def run_seed(session, catalog: pd.DataFrame, size, seed: int, verbose: int = 0) 
     return out
 
 
-def lesion_draws(lesions, n_bootstrap: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n_bootstrap, n)`` image weights of a cluster bootstrap: each resample draws as many
-    lesions as there are, with replacement; an image counts as often as its lesion was drawn."""
-    codes, uniques = pd.factorize(pd.Series(lesions))
-    draws = rng.multinomial(len(uniques), np.full(len(uniques), 1.0 / len(uniques)),
-                            size=int(n_bootstrap))
-    return draws[:, codes].astype(np.float64)
-
-
 def weighted_scores(W: np.ndarray, y, pred, n_classes: int) -> dict[str, np.ndarray]:
     """Balanced accuracy (mean recall over the classes present) and accuracy per row of image
     weights ``W`` ``(B, n)``."""
@@ -155,33 +146,47 @@ def weighted_scores(W: np.ndarray, y, pred, n_classes: int) -> dict[str, np.ndar
 
 def paired_difference(per_seed: list[dict], n_classes: int, n_bootstrap: int, seed: int) -> dict:
     """Leaky minus unseen, per metric of :data:`DIFF_METRICS`: per seed and the mean over seeds,
-    each with a lesion-level bootstrap 95% CI (lesions of each set drawn independently, the
-    same draws for every seed), and the seeds' spread."""
-    rng = np.random.default_rng(seed)
+    each with a lesion-level bootstrap 95% CI (:func:`metrics.bootstrap_weights`: lesions of
+    each set drawn independently, the same draws for every seed), and the seeds' spread."""
     lesions = {t: per_seed[0]["_arrays"][t][2] for t in TEST_SETS}
     if any(not np.array_equal(r["_arrays"][t][2], lesions[t]) for r in per_seed for t in lesions):
         raise ValueError("the seeds were scored on different test images: every seed must use "
                          "the same measurement split (measurement_split)")
-    weights = {t: lesion_draws(lesions[t], n_bootstrap, rng) for t in TEST_SETS}
-    boot, point = [], []
-    for r in per_seed:
-        a = {t: r["_arrays"][t] for t in TEST_SETS}
-        ones = {t: np.ones((1, len(a[t][0]))) for t in TEST_SETS}
-        lk, un = (weighted_scores(weights[t], *a[t][:2], n_classes) for t in TEST_SETS)
-        plk, pun = (weighted_scores(ones[t], *a[t][:2], n_classes) for t in TEST_SETS)
-        boot.append({m: lk[m] - un[m] for m in DIFF_METRICS})
-        point.append({m: float(plk[m][0] - pun[m][0]) for m in DIFF_METRICS})
-    out = {}
-    for m in DIFF_METRICS:
-        diffs = np.array([p[m] for p in point])
-        mean_boot = np.mean([b[m] for b in boot], axis=0)
-        out[m] = {"mean": float(diffs.mean()), "ci95": _ci(mean_boot),
-                  "per_seed": [{"seed": r["seed"], "diff": p[m], "ci95": _ci(b[m])}
-                               for r, p, b in zip(per_seed, point, boot)],
-                  "seed_sd": float(diffs.std(ddof=1)) if len(diffs) > 1 else None,
-                  "seed_range": [float(diffs.min()), float(diffs.max())]}
-        out[m]["verdict"] = verdict(out[m])
-    return out
+    units = [metrics.resampling_units(lesions[t], len(lesions[t]))[0] for t in TEST_SETS]
+    boot = [{m: [] for m in DIFF_METRICS} for _ in per_seed]
+    for Ws in metrics.bootstrap_weights(units, int(n_bootstrap), seed):
+        for r, b in zip(per_seed, boot):
+            lk, un = (weighted_scores(W, *r["_arrays"][t][:2], n_classes)
+                      for W, t in zip(Ws, TEST_SETS))
+            for m in DIFF_METRICS:
+                b[m].append(lk[m] - un[m])
+    boot = [{m: np.concatenate(b[m]) for m in DIFF_METRICS} for b in boot]
+    point = [_point_difference(r, n_classes) for r in per_seed]
+    return {m: _summary(m, per_seed, point, boot) for m in DIFF_METRICS}
+
+
+def _point_difference(r: dict, n_classes: int) -> dict:
+    """One seed's leaky minus unseen score per metric of :data:`DIFF_METRICS`."""
+    lk, un = (weighted_scores(np.ones((1, len(r["_arrays"][t][0]))), *r["_arrays"][t][:2],
+                              n_classes) for t in TEST_SETS)
+    return {m: float(lk[m][0] - un[m][0]) for m in DIFF_METRICS}
+
+
+def _summary(m: str, per_seed: list[dict], point: list[dict], boot: list[dict]) -> dict:
+    """One metric's entry of :func:`paired_difference`, with :func:`metrics.verdict`'s rule
+    (``better`` reads ``inflates``: leaky minus unseen)."""
+    diffs = np.array([p[m] for p in point])
+    ci = _ci(np.mean([b[m] for b in boot], axis=0))
+    return {"mean": float(diffs.mean()), "ci95": ci,
+            "per_seed": [{"seed": r["seed"], "diff": p[m], "ci95": _ci(b[m])}
+                         for r, p, b in zip(per_seed, point, boot)],
+            "seed_sd": float(diffs.std(ddof=1)) if len(diffs) > 1 else None,
+            "seed_range": [float(diffs.min()), float(diffs.max())],
+            "verdict": _VERDICT[metrics.verdict(ci, diffs)]}
+
+
+_VERDICT = {"better": "inflates", "worse": "deflates",
+            "not distinguishable": "not distinguishable"}
 
 
 def _ci(values) -> list[float]:
@@ -189,17 +194,6 @@ def _ci(values) -> list[float]:
     v = np.asarray(values, dtype=float)
     lo, hi = np.percentile(v[np.isfinite(v)], [2.5, 97.5])
     return [float(lo), float(hi)]
-
-
-def verdict(diff: dict) -> str:
-    """``inflates`` when the CI of the mean difference and every seed's difference are above 0,
-    ``deflates`` when all are below, else ``not distinguishable``."""
-    seeds_ = [d["diff"] for d in diff["per_seed"]]
-    if diff["ci95"][0] > 0 and min(seeds_) > 0:
-        return "inflates"
-    if diff["ci95"][1] < 0 and max(seeds_) < 0:
-        return "deflates"
-    return "not distinguishable"
 
 
 def measure(session, size, repeats: int | None = None, verbose: int = 0) -> dict:

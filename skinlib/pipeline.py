@@ -191,16 +191,21 @@ def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size
         ds = _shuffle_or_balance(ds, labels, balance, n_classes, seed)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.map(lambda x, y: (to_images(x), y), num_parallel_calls=AUTOTUNE, deterministic=True)
-    if output == "float32" and training and augment:  # a fresh seed per batch and epoch
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda xy, sd: (augment_batch(xy[0], sd), xy[1]), num_parallel_calls=AUTOTUNE,
-            deterministic=True)
-    elif output == "float32":
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
+    if output == "float32":
+        ds = _as_float(ds, augment=training and augment, seed=seed)
     if not with_labels:
         ds = ds.map(lambda x, y: x)
     return ds.prefetch(AUTOTUNE)
+
+
+def _as_float(ds: tf.data.Dataset, *, augment: bool, seed: int) -> tf.data.Dataset:
+    """Batches as float32 in [0, 255], augmented with a fresh seed per batch and epoch."""
+    if not augment:
+        return ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(ds, seeds).map(
+        lambda xy, sd: (augment_batch(xy[0], sd), xy[1]), num_parallel_calls=AUTOTUNE,
+        deterministic=True)
 
 
 def steps_per_epoch(frame: pd.DataFrame, batch_size: int) -> int:

@@ -687,10 +687,11 @@ def gan_vs_real(blocks: dict[str, dict], n: int = 4) -> Figure:
 
 def kid_vs_floor(table: pd.DataFrame) -> Figure:
     """KID of generated vs real validation images per class (filled, class colour) beside the
-    real-vs-real floor (hollow grey), each with its spread over subsets; lower is closer. A KID
-    beyond three times the classes' median sits at the right edge as an arrow with its value,
-    so one failed GAN does not flatten the rest."""
-    _need(table, "kid", "kid_std", "kid_floor", "kid_floor_std")
+    real-vs-real floor (hollow grey), each with its bootstrap 95% CI (``ci95``, ``floor_ci95`` of
+    :func:`skinlib.gan_quality.kid_against_floor`); lower is closer. A KID beyond three times
+    the classes' median sits at the right edge as an arrow with its value, so one failed GAN
+    does not flatten the rest."""
+    _need(table, "kid", "ci95", "floor", "floor_ci95")
     classes = list(table.index)
     kid = table["kid"].to_numpy(dtype=float)
     cap = 3 * np.nanmedian(np.abs(kid))
@@ -698,18 +699,19 @@ def kid_vs_floor(table: pd.DataFrame) -> Figure:
     fig, axes = _figure(figsize=(6.5, 0.55 * len(classes) + 1.8))
     ax = axes[0, 0]
     y = np.arange(len(classes))
-    ax.errorbar(table["kid_floor"], y + 0.12, xerr=table["kid_floor_std"], fmt="o", mfc="white",
-                color=_GREY, capsize=3)
+    ax.errorbar(table["floor"], y + 0.12, xerr=_ci_err(table["floor"], table["floor_ci95"]),
+                fmt="o", mfc="white", color=_GREY, capsize=3)
+    kid_err = _ci_err(table["kid"], table["ci95"])
     for i, dx in enumerate(classes):
         if off[i]:
             ax.plot(cap, i - 0.12, marker=">", ms=9, color=_color(dx))
             ax.annotate(f"{kid[i]:.3g}", (cap, i - 0.12), xytext=(-8, 0), fontsize=9,
                         textcoords="offset points", ha="right", va="center", color=_color(dx))
         else:
-            ax.errorbar(kid[i], i - 0.12, xerr=table.loc[dx, "kid_std"], fmt="o",
+            ax.errorbar(kid[i], i - 0.12, xerr=kid_err[:, [i]], fmt="o",
                         color=_color(dx), capsize=3)
     if off.any():
-        floor = np.nanmin(table["kid_floor"].to_numpy(dtype=float))
+        floor = np.nanmin(table["floor"].to_numpy(dtype=float))
         ax.set_xlim(max(ax.get_xlim()[0], min(-0.3 * cap, 1.2 * floor)), cap * 1.05)
     ax.axvline(0, color="black", lw=0.6)
     ax.set_yticks(y, classes)
@@ -717,7 +719,7 @@ def kid_vs_floor(table: pd.DataFrame) -> Figure:
         tick.set_color(_color(c))
     ax.invert_yaxis()
     ax.set_xlabel("KID (lower: closer to the real validation images)")
-    ax.set_title("KID of each GAN against the real-vs-real floor (± spread over subsets)",
+    ax.set_title("KID of each GAN against the real-vs-real floor (bootstrap 95% CI)",
                  fontsize=10)
     fig.legend(handles=[Line2D([], [], color=_GREY, marker="o", mfc="white", ls="none",
                                label="floor: real training vs real validation"),
@@ -725,6 +727,15 @@ def kid_vs_floor(table: pd.DataFrame) -> Figure:
                                label="generated vs real validation (class colour)")],
                fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     return fig
+
+
+def _ci_err(point: pd.Series, cis: pd.Series) -> np.ndarray:
+    """``(2, n)`` error-bar lengths below and above each point from its ``[lo, hi]`` CI (NaN
+    where the CI is missing)."""
+    ci = np.array([c if c is not None and np.ndim(c) == 1 else [np.nan, np.nan] for c in cis],
+                  dtype=float).reshape(-1, 2)
+    p = point.to_numpy(dtype=float)
+    return np.clip(np.vstack([p - ci[:, 0], ci[:, 1] - p]), 0, None)
 
 
 def cam_grid(images, overlays: dict[str, list], titles=None, suptitle: str | None = None
@@ -881,6 +892,7 @@ def upload_result(image, overlay, row: dict) -> Figure:
              + ("FLAGGED, unlike the validation images" if row["flagged"] else "ok"))
     fig.suptitle(f"decided: {row['name']} ({row['class']}) by the {row.get('rule', 'argmax')} "
                  f"rule; {check}", fontsize=11)
+    return fig
 
 
 def randomization_cascade(check: dict) -> Figure:

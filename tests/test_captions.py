@@ -66,7 +66,7 @@ def test_gan_captions():
                     "nn_ratio": 0.2}}
     text = captions.gan_vs_real(rows)
     assert "df 40 vs 50; mel 10 vs 50. The lowest ratio is mel's (0.20)" in text
-    table = pd.DataFrame({"kid": [0.05, 0.2], "kid_floor": [0.01, -0.01]}, index=["df", "mel"])
+    table = pd.DataFrame({"kid": [0.05, 0.2], "floor": [0.01, -0.01]}, index=["df", "mel"])
     assert captions.kid_vs_floor(table).startswith(
         "KID above the real-vs-real floor: df +0.04; mel +0.21. Closest to real: df; furthest: "
         "mel.")

@@ -169,17 +169,6 @@ def test_measurement_split_holds_out_the_lesion_grouped_test_set():
     assert set(view.catalog.loc[view.catalog["split"] == "test", "lesion_id"]) == unseen_lesions
 
 
-def test_lesion_draws_take_whole_lesions():
-    lesions = np.array(["a", "a", "b", "c", "c", "c", "d"])
-    W = leakage.lesion_draws(lesions, 500, np.random.default_rng(0))
-    assert W.shape == (500, 7)
-    for group in (slice(0, 2), slice(3, 6)):
-        assert (W[:, group] == W[:, group][:, :1]).all()  # one count per lesion
-    per_lesion = W[:, [0, 2, 3, 6]]
-    assert (per_lesion.sum(axis=1) == 4).all()  # four lesions drawn each time
-    assert per_lesion.mean() == pytest.approx(1, abs=0.1)
-
-
 def test_weighted_scores_match_the_metrics():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 7, 200)
