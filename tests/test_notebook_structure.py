@@ -128,3 +128,14 @@ def test_the_conventions_catch_what_they_should():
     nb.cells = [params]
     assert numbers_in_parameter_comments(nb) == [
         "line 1: # None: the profile's value (quick: 1500)", "line 5: # in practice 30 on a GPU"]
+
+
+def test_set_overrides_win_over_notebook_knobs_left_at_none():
+    """``--set epochs=12`` reaches the notebook as ``overrides``; a knob left at None must not
+    undo it, so ``**overrides`` comes last wherever a notebook merges its knobs into it."""
+    import re
+
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for merged in re.findall(r"\{[^{}]*\*\*overrides[^{}]*\}", cell.source):
+                assert merged.rstrip("} \n").endswith("**overrides"), (path.name, merged)
