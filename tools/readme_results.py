@@ -26,7 +26,8 @@ from skinlib.rundir import RunDir, project_root
 # (figure, one-line caption): the figures that tell the story, in reading order; a figure the
 # run did not make is left out (and its old copy under figures/ deleted).
 FIGURES = [
-    ("01_examples", "Random example images of each class (notebook 01)."),
+    ("01_examples", "Random example images of each class (notebook 01; HAM10000, CC BY-NC 4.0, "
+                    "Tschandl et al. 2018)."),
     ("01_class_counts", "Images per class: the imbalance every metric below has to face."),
     ("02_confusion_matrix", "The baseline CNN's confusion matrix on the test split, row-normalised."),
     ("02_reliability", "Reliability of the baseline's probabilities: confidence against accuracy."),
