@@ -118,7 +118,7 @@ def kid_against_floor(generated, train, real, *, groups_train=None, groups_real=
             boot[n].append(_mmd2(k, i, j, W[i], W[j]))
     boot = {n: np.concatenate(v) if v else np.empty(0) for n, v in boot.items()}
     out = {"kid": point["kid"], "ci95": _interval(boot["kid"]),
-           "kid_std": float(np.nanstd(boot["kid"], ddof=1)) if n_bootstrap > 1 else None}
+           "kid_std": _finite_sd(boot["kid"])}
     if train is not None:
         out.update(floor=point["floor"], floor_ci95=_interval(boot["floor"]),
                    excess=point["kid"] - point["floor"],
@@ -264,3 +264,11 @@ def neighbour_block(train: np.ndarray, generated: np.ndarray, n: int = 4) -> dic
     idx, dist = nearest_neighbours(gen, train)
     return {"real": np.asarray(train)[:n], "generated": gen,
             "nearest": np.asarray(train)[idx], "distances": dist}
+
+
+def _finite_sd(values: np.ndarray) -> float | None:
+    """SD of the finite bootstrap values (a resample of a tiny set can leave one image, whose
+    unbiased MMD is undefined); None when fewer than two are finite."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(np.std(finite, ddof=1)) if len(finite) > 1 else None
