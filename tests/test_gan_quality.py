@@ -142,3 +142,12 @@ def test_gan_rows_join_training_only(smoke_session):
         gan.augment_frame(s, 10, ["df"], train_frame=s.frame("trainval"))
     for split in ("val", "test"):
         assert not s.frame(split)["image_id"].str.startswith("gan_").any()
+
+
+def test_kid_sd_of_a_tiny_class_ignores_undefined_resamples():
+    """Three real images: some lesion resamples leave one image, whose unbiased MMD is
+    undefined; the SD comes from the finite resamples and is a number, not None."""
+    from skinlib.gan_quality import _finite_sd
+
+    assert _finite_sd(np.array([1.0, np.inf, 2.0, np.nan])) == pytest.approx(np.std([1, 2], ddof=1))
+    assert _finite_sd(np.array([np.inf, 3.0])) is None
