@@ -59,11 +59,11 @@ def get_strategy():
 
 
 def device_summary() -> str:
-    """One line naming the devices TensorFlow sees."""
-    import tensorflow as tf
+    """One line naming the devices TensorFlow sees (:func:`skinlib.notebook.device_line`)."""
+    from skinlib.notebook import device_line
 
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"{len(gpus)} GPU(s)" if gpus else "CPU only (no GPU found: training is slow but works)"
+    line = device_line()
+    return "CPU only (no GPU found: training is slow but works)" if line == "CPU only" else line
 
 
 def class_weights(labels, n_classes: int) -> dict[int, float]:
