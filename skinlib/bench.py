@@ -533,7 +533,7 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
         models: among ``cnn``, ``dcgan``, ``experts``, ``resnet50``.
         modes: among ``eager``, ``graph``, ``xla``.
         precisions: Keras dtype policies (default float32 and this machine's mixed one).
-        cnn_archs: CNN architectures to compare (default the profile's and ``gap1``).
+        cnn_archs: CNN architectures to compare (default the profile's, ``gap``, ``gap1``).
         data: dataset the pipeline-fed runs read (default a fake dataset of the same sizes).
         steps_per_execution: Keras ``steps_per_execution`` of the in-memory runs.
 
@@ -548,7 +548,7 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
 
     p = get_profile(profile)
     precisions = tuple(precisions or _precisions())
-    archs = list(dict.fromkeys(cnn_archs or (p.cnn_arch, "gap1")))
+    archs = list(dict.fromkeys(cnn_archs or (p.cnn_arch, "gap", "gap1")))
     runs = [(f"cnn_{a}" if m == "cnn" else m, m, a if m == "cnn" else None)
             for m in models for a in (archs if m == "cnn" else [None])]
     out = {"profile": p.name, "steps": steps, "steps_per_execution": steps_per_execution,

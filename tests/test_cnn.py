@@ -28,6 +28,13 @@ def test_gap1_is_gap_with_one_convolution_a_block():
     assert {lyr.name for lyr in gap1.layers} <= {lyr.name for lyr in gap.layers}
 
 
+def test_narrow_is_gap1_at_half_the_width():
+    gap1, narrow = build_cnn((48, 64), 7, arch="gap1"), build_cnn((48, 64), 7, arch="narrow")
+    assert [c.filters for c in _convs(narrow)] == [16, 32, 64, 128]
+    assert [lyr.name for lyr in narrow.layers] == [lyr.name for lyr in gap1.layers]
+    assert narrow.count_params() < gap1.count_params() / 3
+
+
 def test_unknown_arch():
     with pytest.raises(ValueError, match="arch='vgg'"):
         build_cnn((48, 64), 7, arch="vgg")
