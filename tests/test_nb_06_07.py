@@ -39,6 +39,7 @@ def test_notebook_06_writes_metrics_and_model(smoke_run):
     if (run / "metrics" / "02_baseline_cnn.json").exists():
         # the paired comparison scores each model under its own recorded rule
         base = json.loads((run / "metrics" / "02_baseline_cnn.json").read_text())
+        assert m["vs_02_baseline_cnn"]["bootstrap"]["unit"] == "lesion"
         for metric in ("balanced_accuracy", "macro_auc"):
             d = m["vs_02_baseline_cnn"][metric]
             assert d["a"] == pytest.approx(base[metric]) and d["b"] == pytest.approx(m[metric])
