@@ -922,3 +922,43 @@ def randomization_cascade(check: dict) -> Figure:
     axes[1, 0].set_xticks(range(len(steps)), labels, rotation=90, fontsize=7)
     axes[1, 0].set_xlabel("randomised down to (cumulative)")
     return fig
+
+
+def leakage(measurement: dict) -> Figure:
+    """The leakage measurement of notebook 12 (:func:`skinlib.leakage.run`): left, each seed's
+    balanced accuracy on the leaky image-level test set and on unseen lesions (one line per seed:
+    the same model on both); right, leaky minus unseen per metric with its lesion-level 95% CI."""
+    from skinlib.leakage import DIFF_METRICS, TEST_SETS
+
+    sizes = measurement["sizes"]
+    fig, axes = _figure(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1.3]})
+    left, right = axes[0]
+    sets = list(TEST_SETS)
+    rows = []
+    for i, m in enumerate(sizes):
+        label = "x".join(map(str, m["image_size"]))
+        for r in m["runs"]:
+            left.plot(sets, [r[t]["balanced_accuracy"] for t in sets], marker="o", alpha=0.8,
+                      color=f"C{i}", label=f"{label}, seed {r['seed']}")
+        rows += [(f"{label}: {metric_label(k)}", d) for k, d in m["difference"].items()
+                 if k in DIFF_METRICS]
+    left.set_xticks(range(len(sets)), [TEST_SETS[t] for t in sets])
+    left.set(ylabel="balanced accuracy", title="the same model on two test sets",
+             xlim=(-0.3, len(sets) - 0.7))
+    left.legend(fontsize=8)
+    y = np.arange(len(rows))
+    means = np.array([d["mean"] for _, d in rows])
+    err = np.array([[d["mean"] - d["ci95"][0], d["ci95"][1] - d["mean"]] for _, d in rows]).T
+    right.errorbar(means, y, xerr=err, fmt="o", color="k", capsize=4)
+    for yi, (_, d) in zip(y, rows):
+        right.scatter([s["diff"] for s in d["per_seed"]], [yi] * len(d["per_seed"]),
+                      marker="|", s=200, color=_GREY, zorder=3)
+        right.annotate(d["verdict"], (d["ci95"][1], yi), xytext=(6, 0),
+                       textcoords="offset points", va="center", fontsize=9)
+    right.axvline(0, color=_GREY, lw=1, ls="--")
+    right.set_yticks(y, [name for name, _ in rows])
+    right.set(xlabel="leaky − unseen (95% lesion-level CI; grey: seeds)",
+              title="what the image-level split adds", ylim=(-0.6, len(rows) - 0.4))
+    lo, hi = min(0.0, err_lo := float(np.min(means - err[0]))), float(np.max(means + err[1]))
+    right.set_xlim(lo - 0.1 * (hi - err_lo), hi + 0.45 * (hi - lo))
+    return fig

@@ -84,3 +84,4 @@ def test_results_notebook_writes_summary_and_leakage(smoke_run):
         assert d["ci95"][0] <= d["ci95"][1]
         assert d["verdict"] in ("inflates", "deflates", "not distinguishable")
     assert len(leak["published"]["dermamnist"]) == 2
+    assert (smoke_run.run_dir / "figures" / "12_leakage.png").is_file()

@@ -333,3 +333,24 @@ def test_randomization_cascade():
     assert top.patches[0].get_label().startswith("null")  # the null band comes first
     colours = [p.get_facecolor() for p in top.patches[1:]]
     assert colours[0] != colours[1] == colours[2]  # the insensitive depth stands out
+
+
+def test_leakage_pairs_each_seed_and_shows_every_difference():
+    def run(seed, leaky, unseen):
+        return {"seed": seed, "test": {"balanced_accuracy": leaky},
+                "unseen": {"balanced_accuracy": unseen}}
+
+    def diff(mean, verdict):
+        return {"mean": mean, "ci95": [mean - 0.05, mean + 0.05], "verdict": verdict,
+                "per_seed": [{"seed": 1, "diff": mean - 0.01}, {"seed": 2, "diff": mean + 0.01}]}
+
+    m = {"sizes": [{"image_size": [28, 28], "runs": [run(1, 0.7, 0.6), run(2, 0.72, 0.61)],
+                    "difference": {"balanced_accuracy": diff(0.1, "inflates"),
+                                   "accuracy": diff(0.01, "not distinguishable")}}]}
+    fig = plots.leakage(m)
+    left, right = fig.axes
+    assert len(left.get_lines()) == 2  # one line per seed: the same model on both test sets
+    assert [ln.get_ydata().tolist() for ln in left.get_lines()] == [[0.7, 0.6], [0.72, 0.61]]
+    labels = [t.get_text() for t in right.get_yticklabels()]
+    assert labels == ["28x28: balanced accuracy", "28x28: accuracy"]
+    assert {t.get_text() for t in right.texts} == {"inflates", "not distinguishable"}
