@@ -33,7 +33,20 @@ FIGURES = [
     ("02_reliability", "Reliability of the baseline's probabilities: confidence against accuracy."),
     ("03_gan_vs_real", "GAN samples beside real images of the class and their nearest "
                        "training neighbours."),
-    ("07_cam_grid", "Grad-CAM overlays on test images of each class."),
+    ("03_kid_vs_floor", "Each class's KID against the real-vs-real floor of the same sizes."),
+    ("04_per_class_recall", "Per-class recall of 04's three balancing arms beside the baseline."),
+    ("07_cams_correct", "Grad-CAM overlays on correctly classified test images."),
+    ("07_randomisation", "Grad-CAM after randomising the top layers: map similarity against the "
+                         "null of two independently initialised models."),
+    ("08_per_class_recall", "Held-out image source (08): recall on unseen sources vs the "
+                            "in-distribution test split."),
+    ("09_detection", "Drift monitor (09): share of flagged batches against corruption "
+                     "strength, with the false-alarm rate."),
+    ("10_per_class_recall", "Image + metadata (10) against the image-only baseline, per class."),
+    ("11_shap_gradcam_correct", "SHAP (Partition, superpixel-like rectangles) beside Grad-CAM on "
+                                "the same images (11)."),
+    ("12_leakage", "Leakage (12): the same model on its leaky image-level test set and on unseen "
+                   "lesions."),
     ("12_metric_bars", "Every model's headline metrics with their lesion-level 95% CIs."),
 ]
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -95,6 +108,10 @@ def build(run_dir: str, commands: list[str]) -> str:
                   "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
                   "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
     lines += ["Reading the table (generated from the same numbers):", "", *_reading(found), ""]
+    verdicts = _verdicts(run)
+    if verdicts:
+        lines += ["Paired comparisons (the same test lesions for both models, over the seeds both "
+                  "have; generated from each notebook's metrics JSON):", "", *verdicts, ""]
     for name, caption in copied:
         lines += [f"![{caption}](figures/{name})", f"*{caption}*", ""]
     lines += [END]
@@ -114,6 +131,40 @@ def _reading(found: dict[str, dict]) -> list[str]:
     if found:
         out.append("- Paired comparisons (same test lesions, over seeds) and their verdicts are in "
                    "each notebook's metrics JSON; unpaired CIs in this table do not decide them.")
+    return out
+
+
+# the model whose comparisons a metrics file holds, where a comparison does not name it
+_OWNER = {"05_experts_bma": "05_bma", "10_metadata_fusion": "10_metadata_fusion"}
+
+
+def _comparisons(obj, key: str = ""):
+    """``(key, comparison)`` for every :func:`skinlib.metrics.compare` dict inside ``obj``."""
+    if isinstance(obj, dict):
+        if "verdict_rule" in obj and "balanced_accuracy" in obj:
+            yield key, obj
+            return
+        for k, v in obj.items():
+            yield from _comparisons(v, k)
+
+
+def _verdicts(run: RunDir) -> list[str]:
+    """One bullet per paired comparison of the run: difference, CI, seeds and verdict."""
+    from skinlib.evaluation import verdict_line
+
+    out = []
+    for path in sorted(run.metrics.glob("*.json")):
+        m = json.loads(path.read_text())
+        owner = m.get("model") or _OWNER.get(path.stem, path.stem)
+        for key, c in _comparisons(m):
+            first, _, second = (("", "", key[3:]) if key.startswith("vs_")
+                                else key.partition("_vs_"))
+            a = c.get("a") if isinstance(c.get("a"), str) else (second or first)
+            b = c.get("b") if isinstance(c.get("b"), str) else (first if first and second
+                                                                 else owner)
+            if key == "metadata_shuffled":
+                a, b = "10 with shuffled metadata", "10 with the real metadata"
+            out.append(f"- {verdict_line(c, a=a, b=b)}")
     return out
 
 

@@ -1,0 +1,40 @@
+"""tools/readme_results.py: the README's verdict lines come from the run's comparison JSON."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from skinlib import metrics
+from skinlib.rundir import RunDir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import readme_results  # noqa: E402
+
+
+def _comparison(shift: float):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 20)
+    groups = np.arange(60) // 2
+    a = np.full((60, 3), 0.2)
+    a[np.arange(60), y] = 0.6
+    b = np.clip(a + rng.normal(0, shift, a.shape), 0.01, None)
+    b /= b.sum(1, keepdims=True)
+    return metrics.compare(y, a, b, ["x", "y", "z"], groups=groups, n_bootstrap=50, seed=0)
+
+
+def test_every_paired_comparison_becomes_a_line_naming_both_models(tmp_path):
+    run = RunDir(tmp_path).ensure()
+    named = {**_comparison(0.3), "a": "02_baseline_cnn", "b": "06_resnet50"}
+    run.write_metrics("06_resnet50", {"model": "06_resnet50", "vs_02_baseline_cnn": named},
+                      kind="facts")
+    run.write_metrics("05_experts_bma", {"comparisons": {
+        "02_baseline_cnn": _comparison(0.0), "05_bma_ts_vs_02_baseline_cnn": _comparison(0.1)}},
+        kind="facts")
+    lines = readme_results._verdicts(run)
+    assert len(lines) == 3
+    assert lines[0].startswith("- 05_bma − 02_baseline_cnn, balanced accuracy: +0.000")
+    assert lines[1].startswith("- 05_bma_ts − 02_baseline_cnn, balanced accuracy:")
+    assert lines[2].startswith("- 06_resnet50 − 02_baseline_cnn, balanced accuracy:")
+    assert all("lesion-level" in line and "→" in line for line in lines)
+    assert lines[0].endswith("05_bma is not distinguishable from 02_baseline_cnn")
