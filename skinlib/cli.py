@@ -52,9 +52,17 @@ def _parser() -> argparse.ArgumentParser:
     bpr.add_argument("--n", type=int, default=20, help="images (600x450 JPEGs)")
     bpr.add_argument("--repeats", type=int, default=3)
     bpr.add_argument("--json", default=None, metavar="FILE")
-    bt = bsub.add_parser("train", help="training images/s of the baseline CNN and ResNet50")
+    from skinlib.bench import TRAIN_MODELS  # numpy only: the parser stays quick
+
+    bt = bsub.add_parser("train", help="training images/s of every model the series trains")
     bt.add_argument("--profile", choices=PROFILES, default="quick")
     bt.add_argument("--steps", type=int, default=20)
+    bt.add_argument("--model", action="append", choices=TRAIN_MODELS, default=None,
+                    help="a model to time (repeat the flag; default: all)")
+    bt.add_argument("--arch", action="append", default=None,
+                    help="a CNN architecture to time (repeat; default: the profile's, gap, gap1)")
+    bt.add_argument("--data", default=None,
+                    help="images the pipeline-fed runs read (default: a fake dataset)")
     bt.add_argument("--json", default=None, metavar="FILE")
     return p
 
@@ -160,7 +168,8 @@ def _cmd_bench(a) -> int:
     else:  # argparse admits only pipeline and train
         if a.steps < 1:
             raise ValueError(f"--steps {a.steps}: give at least 1 step")
-        report = bench.bench_train(a.profile, steps=a.steps)
+        report = bench.bench_train(a.profile, steps=a.steps, models=a.model or bench.TRAIN_MODELS,
+                                   cnn_archs=a.arch, data=a.data)
         print(bench.format_train(report))
     if a.json:  # a file the user named, not a run-folder artifact
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -141,3 +141,15 @@ def test_missing_imagedatagenerator_is_a_clear_error(monkeypatch):
     frame = pd.DataFrame({"path": ["a.jpg"], "dx": ["nv"]})
     with pytest.raises(ImportError, match="ImageDataGenerator, the seed work's loader"):
         bench.imagedatagenerator_batches(frame, (16, 16))
+
+
+@pytest.mark.slow
+def test_cli_bench_train_times_the_models_and_architectures_asked_for(tmp_path):
+    from skinlib import cli
+
+    out = tmp_path / "train.json"
+    assert cli.main(["bench", "train", "--profile", "smoke", "--steps", "1", "--model", "cnn",
+                     "--arch", "narrow", "--arch", "seed", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["results"]) == ["cnn_narrow", "cnn_seed"]
+    assert all("error" not in r["float32_graph"] for r in report["results"].values())
