@@ -12,7 +12,7 @@ Every stage uses balanced class weights and ReduceLROnPlateau, whatever the prof
 from __future__ import annotations
 
 from skinlib.models.transfer import build_resnet50, set_stage
-from skinlib.training.fit import fit, get_strategy, training_inputs
+from skinlib.training.fit import budget, fit, get_strategy, training_inputs
 
 TRANSFER_NAME = "06_resnet50"  # model file, metrics file and table row with pretrained weights
 SCRATCH_NAME = "06_resnet50_scratch"  # the same without pretrained weights
@@ -45,11 +45,21 @@ def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int
     epochs1, epochs2 = epochs1 or p.transfer_epochs_stage1, epochs2 or p.transfer_epochs_stage2
     with get_strategy().scope():
         model = build_resnet50(size, session.n_classes, weights=weights)
+    n = len(session.frame("train"))  # balance="weights": one epoch shows the frame once
     if weights is None:
         model, rec = fit(model, name="06_scratch", epochs=epochs1 + epochs2, learning_rate=1e-3,
                          **common)
-        return model, {"scratch": rec}
+        return model, {"scratch": {**rec, **budget(rec, epochs_max=epochs1 + epochs2,
+                                                   images_per_epoch=n)}}
     model, rec1 = fit(model, name="06_stage1", epochs=epochs1, learning_rate=1e-3, **common)
     set_stage(model, 2, unfreeze_from or p.transfer_unfreeze_from)
     model, rec2 = fit(model, name="06_stage2", epochs=epochs2, learning_rate=1e-5, **common)
-    return model, {"stage1": rec1, "stage2": rec2}
+    return model, {"stage1": {**rec1, **budget(rec1, epochs_max=epochs1, images_per_epoch=n)},
+                   "stage2": {**rec2, **budget(rec2, epochs_max=epochs2, images_per_epoch=n)}}
+
+
+def combined_record(records: dict) -> dict:
+    """The stages of :func:`train_transfer` as one training record for evaluation: epochs run,
+    epochs allowed, images seen and seconds summed over the stages."""
+    keys = ("epochs_run", "epochs_max", "images_seen", "train_seconds")
+    return {k: sum(r.get(k) or 0 for r in records.values()) for k in keys}
