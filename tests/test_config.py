@@ -67,3 +67,19 @@ def test_seed_repeats_per_profile():
     assert full.repeats_large >= 3 and quick.repeats_large >= 1
     assert not hasattr(full, "retrain_epochs")
     assert smoke.kid_min_real == quick.kid_min_real == 20
+
+
+def test_the_readme_profile_table_says_what_config_holds():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): [c.strip(" `") for c in line.split("|")[2:-1]]
+            for line in readme.splitlines() if line.startswith("| `") and "px" in line}
+    assert set(rows) == {"smoke", "quick", "full"}
+    for name, (_, arch, size, epochs, seeds, gan, resnet) in rows.items():
+        p = get_profile(name)
+        assert arch == p.cnn_arch and size == "x".join(map(str, p.image_size)), name
+        assert int(epochs) == p.epochs and int(seeds) == p.repeats, name
+        assert gan.startswith(f"{p.gan_size} px, {p.gan_steps} steps"), name
+        assert resnet.startswith(f"{p.transfer_size[0]} px"), name
+        assert ("ImageNet" in resnet) == (p.transfer_weights == "imagenet"), name
