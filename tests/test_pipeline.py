@@ -281,3 +281,22 @@ def test_uint8_batches_train_under_a_two_device_strategy(fake_root, tmp_path):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["replicas"] == 2 and out["input_dtype"] == "uint8"
     assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
+
+
+def test_predictions_read_the_cache_training_filled(catalog, tmp_path, decodes, monkeypatch):
+    import keras
+
+    from skinlib.training.fit import predict_probs
+
+    monkeypatch.setenv("SKINLIB_CACHE_DIR", str(tmp_path))
+    frame = catalog.iloc[:20]
+    _images(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=8))
+    inputs = keras.Input((24, 32, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    traced = []
+    real = pipeline.decode_resize
+    monkeypatch.setattr(pipeline, "decode_resize",
+                        lambda *a, **k: traced.append(1) or real(*a, **k))
+    probs = predict_probs(model, frame.iloc[::-1], (24, 32))
+    assert decodes == [20] and not traced and probs.shape == (20, 3)  # no second decode

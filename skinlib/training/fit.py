@@ -310,9 +310,10 @@ def stage_history(histories) -> tuple[pd.DataFrame, int | None]:
 
 
 def predict_probs(model, frame: pd.DataFrame, image_size, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities for every row of a catalog frame, in the frame's order."""
+    """Class probabilities for every row of a catalog frame, in the frame's order; the images
+    come from the image cache (decoded once, the same pixels training saw)."""
     from skinlib.pipeline import make_dataset
 
-    ds = make_dataset(frame, image_size=image_size, batch_size=batch_size, cache=False,
-                      with_labels=False)
+    ds = make_dataset(frame, image_size=image_size, batch_size=batch_size, with_labels=False,
+                      progress=False)
     return np.asarray(model.predict(ds, verbose=0), dtype=np.float64)
