@@ -164,8 +164,8 @@ _BASE = {
     ),
     "quick": Profile(
         name="quick", data="auto", k_folds=3,
-        image_size=(48, 64), batch_size=64, epochs=16, patience=6, n_bootstrap=1000,
-        cnn_arch="narrow", balance="none", decision="prior_corrected", lr_schedule="cosine",
+        image_size=(48, 64), batch_size=64, epochs=22, patience=6, n_bootstrap=1000,
+        cnn_arch="gap1", balance="none", decision="prior_corrected", lr_schedule="cosine",
         repeats=2, repeats_large=1, leakage_sizes=((28, 28),),
         gan_size=64, gan_batch_size=32, gan_steps=400, gan_checkpoint_every=100,
         gan_target_count=500, kid_samples=200, gan_filters=128,
