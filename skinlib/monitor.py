@@ -31,10 +31,15 @@ the KS and chi-square tests are SciPy's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from skinlib.rundir import RunDir
 
 STATS = ("brightness", "contrast", "saturation", "red", "blue", "sharpness", "size")
 CHECK_STATS = STATS[:6]  # the input check ignores the file's size: every image is resized
@@ -442,7 +447,7 @@ def reference_features(predictor, run_dir) -> Features:
     """The reference of a model in a run folder: the validation images' features saved with
     its card (``models/<name>.reference.npz``), else computed from the run's validation split."""
     from skinlib.card import from_json
-    from skinlib.rundir import RunDir, read_card
+    from skinlib.rundir import read_card
 
     run = RunDir(run_dir)
     if not (run.root / "splits.csv").exists():
@@ -471,8 +476,6 @@ def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha
         ``(report, reference, batch, card)``: the :func:`compare` dict (plus ``model``,
         ``reference``, ``data``, ``warning``), both :class:`Features` and the model card.
     """
-    from pathlib import Path
-
     from skinlib.predict import Predictor, collect_images
 
     if not Path(data).exists():
@@ -489,19 +492,31 @@ def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha
                          f"unreadable): drift tests need at least {MIN_BATCH}")
     report = compare(reference, batch, predictor.card, n_perm=n_perm, alpha=alpha, seed=seed)
     report.update(model=str(model_path), reference=str(reference_run), data=str(data),
-                  warning=predictor.warning)
+                  data_key=data_key(data), warning=predictor.warning)
     return report, reference, batch, predictor.card
+
+
+def data_key(data) -> str:
+    """8 hex digits of batch folder ``data``'s resolved path (no path in the report itself)."""
+    return hashlib.sha256(str(Path(data).resolve()).encode()).hexdigest()[:8]
+
+
+def report_name(data, run: RunDir) -> str:
+    """The report folder's name of batch folder ``data`` under ``run/monitor``: its name, or
+    ``<name>-<data_key>`` when that name already holds another folder's report."""
+    name, key = Path(data).resolve().name, data_key(data)
+    plain = run.root / "monitor" / name / "report.json"
+    if not plain.exists() or json.loads(plain.read_text()).get("data_key") in (None, key):
+        return name
+    return f"{name}-{key}"
 
 
 def write_outputs(report: dict, reference: Features, batch: Features, card, run_dir) -> dict:
     """Write ``monitor/<data folder>/report.json``, ``report.md`` and ``drift.png`` under the
-    reference run folder; return their paths."""
-    from pathlib import Path
-
-    from skinlib.rundir import RunDir
-
+    reference run folder; return their paths. The folder is the batch folder's name, with a
+    short hash of its full path when another batch of that name was already reported there."""
     run = RunDir(run_dir)
-    folder = f"monitor/{Path(report['data']).resolve().name}"
+    folder = f"monitor/{report_name(report['data'], run)}"
     paths = {"json": run.write_json(f"{folder}/report.json", report),
              "report": run.inside(f"{folder}/report.md"),
              "figure": run.inside(f"{folder}/drift.png")}

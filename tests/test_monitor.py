@@ -161,6 +161,14 @@ def test_monitor_command_in_distribution_and_shifted(tiny, tmp_path, capsys):
     assert rc == 0 and rep["drift"] is True and rep["p_value"] < 0.01
     assert rep["n_skipped"] == 1 and rep["skipped"][0]["path"].endswith("broken.jpg")
     assert "DRIFT" in text.out and "broken.jpg" in text.out
+    # another batch folder of the same name keeps the first report and gets its own
+    other = tmp_path / "elsewhere" / "same"
+    shutil.copytree(cast, other)
+    first = (tiny.run.root / "monitor" / "same" / "report.json").read_text()
+    rc, rep, text = _monitor(tiny, other, tmp_path / "elsewhere", capsys)
+    assert rc == 0 and rep["drift"] is True
+    assert (tiny.run.root / "monitor" / "same" / "report.json").read_text() == first
+    assert (tiny.run.root / "monitor" / f"same-{monitor.data_key(other)}" / "drift.png").exists()
 
 
 def test_monitor_command_unusable_input_exits_2(tiny, tmp_path, capsys):
