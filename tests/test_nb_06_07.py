@@ -32,6 +32,7 @@ def test_notebook_06_writes_metrics_and_model(smoke_run):
     assert 1 <= m["stage_epochs"][0] <= p.transfer_epochs_stage1 + p.transfer_epochs_stage2
     # the results table's budget columns: one stage of both stages' epochs
     assert m["epochs_run"] == m["stage_epochs"][0]
+    assert m["repeats"] == p.repeats_large == len(m["seeds"]["seed"])
     assert m["epochs_max"] == p.transfer_epochs_stage1 + p.transfer_epochs_stage2
     assert m["images_seen"] == m["epochs_run"] * m["n_train"]
     assert set(m["per_class"]) == set(m["classes"]) and len(m["classes"]) == 7

@@ -154,6 +154,13 @@ def test_train_transfer_stages(monkeypatch, weights):
         assert calls[0][3] == 0 and 0 < calls[1][3] < n_base
         assert list(records) == ["stage1", "stage2"]
         assert train_transfer.model_name(weights) == "06_resnet50"
+    calls.clear()  # the seeds of repeats_large: their own names, their own seeds
+    seeds = train_transfer.train_transfer_seeds(_Session(p), repeats=2, weights=weights)
+    names = [c[0] for c in calls]
+    assert names == (["06_scratch", "06_scratch_s1"] if weights is None else
+                     ["06_stage1", "06_stage2", "06_stage1_s1", "06_stage2_s1"])
+    assert [train_transfer.combined_record(recs)["seed"] for _, recs in seeds] == [
+        p.seed, p.seed + 1000]
 
 
 def test_resolve_weights(monkeypatch, tmp_path):

@@ -12,7 +12,8 @@ Every stage uses balanced class weights and ReduceLROnPlateau, whatever the prof
 from __future__ import annotations
 
 from skinlib.models.transfer import build_resnet50, set_stage
-from skinlib.training.fit import budget, fit, get_strategy, training_inputs
+from skinlib.training.fit import (budget, fit, get_strategy, repeat_name, repeat_seed, set_seed,
+                                  training_inputs)
 
 TRANSFER_NAME = "06_resnet50"  # model file, metrics file and table row with pretrained weights
 SCRATCH_NAME = "06_resnet50_scratch"  # the same without pretrained weights
@@ -25,12 +26,14 @@ def model_name(weights) -> str:
 
 def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int | None = None,
                    epochs2: int | None = None, unfreeze_from: int | None = None,
-                   verbose: int = 2):
+                   repeat: int = 0, verbose: int = 2):
     """Train on the session's training split (or load what this run folder already trained).
 
     Args:
         weights: ``"imagenet"``, a weights file, or None (from scratch: one stage of
             ``epochs1 + epochs2`` epochs, every layer trainable).
+        repeat: which seed (:func:`~skinlib.training.fit.repeat_seed`); its stages are named
+            :func:`~skinlib.training.fit.repeat_name` (``06_stage1``, ``06_stage1_s1``, ...).
 
     Returns:
         ``(model, records)``: the final model and one :func:`skinlib.training.fit.fit` record
@@ -38,7 +41,9 @@ def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int
     """
     p = session.profile
     size = tuple(image_size or p.transfer_size)
-    inputs = training_inputs(session.frame("train"), p, n_classes=session.n_classes,
+    seed = repeat_seed(p, repeat)
+    set_seed(seed)
+    inputs = training_inputs(session.frame("train"), p, n_classes=session.n_classes, seed=seed,
                              val_frame=session.frame("val"), image_size=size, balance="weights")
     common = dict(**inputs._asdict(), run=session.run, patience=p.patience, schedule="plateau",
                   force=session.force, verbose=verbose)
@@ -47,19 +52,36 @@ def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int
         model = build_resnet50(size, session.n_classes, weights=weights)
     n = len(session.frame("train"))  # balance="weights": one epoch shows the frame once
     if weights is None:
-        model, rec = fit(model, name="06_scratch", epochs=epochs1 + epochs2, learning_rate=1e-3,
-                         **common)
-        return model, {"scratch": {**rec, **budget(rec, epochs_max=epochs1 + epochs2,
-                                                   images_per_epoch=n)}}
-    model, rec1 = fit(model, name="06_stage1", epochs=epochs1, learning_rate=1e-3, **common)
+        model, rec = fit(model, name=repeat_name("06_scratch", repeat), epochs=epochs1 + epochs2,
+                         learning_rate=1e-3, **common)
+        return model, {"scratch": {**rec, "seed": seed, **budget(
+            rec, epochs_max=epochs1 + epochs2, images_per_epoch=n)}}
+    model, rec1 = fit(model, name=repeat_name("06_stage1", repeat), epochs=epochs1,
+                      learning_rate=1e-3, **common)
     set_stage(model, 2, unfreeze_from or p.transfer_unfreeze_from)
-    model, rec2 = fit(model, name="06_stage2", epochs=epochs2, learning_rate=1e-5, **common)
-    return model, {"stage1": {**rec1, **budget(rec1, epochs_max=epochs1, images_per_epoch=n)},
-                   "stage2": {**rec2, **budget(rec2, epochs_max=epochs2, images_per_epoch=n)}}
+    model, rec2 = fit(model, name=repeat_name("06_stage2", repeat), epochs=epochs2,
+                      learning_rate=1e-5, **common)
+    return model, {"stage1": {**rec1, "seed": seed, **budget(rec1, epochs_max=epochs1,
+                                                              images_per_epoch=n)},
+                   "stage2": {**rec2, "seed": seed, **budget(rec2, epochs_max=epochs2,
+                                                              images_per_epoch=n)}}
 
 
 def combined_record(records: dict) -> dict:
     """The stages of :func:`train_transfer` as one training record for evaluation: epochs run,
-    epochs allowed, images seen and seconds summed over the stages."""
+    epochs allowed, images seen and seconds summed over the stages, and the seed."""
     keys = ("epochs_run", "epochs_max", "images_seen", "train_seconds")
-    return {k: sum(r.get(k) or 0 for r in records.values()) for k in keys}
+    out = {k: sum(r.get(k) or 0 for r in records.values()) for k in keys}
+    return {**out, "seed": next(iter(records.values())).get("seed")}
+
+
+def train_transfer_seeds(session, repeats: int | None = None, **kwargs) -> list[tuple]:
+    """:func:`train_transfer` once per seed (default the profile's ``repeats_large``).
+
+    Returns:
+        One ``(model, records)`` per seed, as :func:`train_transfer` returns them.
+    """
+    repeats = session.profile.repeats_large if repeats is None else int(repeats)
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats}: train at least one seed")
+    return [train_transfer(session, repeat=r, **kwargs) for r in range(repeats)]
