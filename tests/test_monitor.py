@@ -49,6 +49,17 @@ def test_mmd_test_holds_its_level_and_finds_a_shift():
     assert shifted["p_value"] == pytest.approx(1 / 501) and shifted["statistic"] > 0.05
 
 
+def test_input_statistics_alone_never_decide():
+    tests = {"brightness": {"p_value": 1e-9}, "embedding_mmd": {"p_value": 0.2},
+             "class_mix": {"p_value": 0.3}, "confidence": {"p_value": 0.5},
+             "entropy": {"p_value": 0.5}}
+    v = monitor.verdict(tests, alpha=0.05)
+    assert v["drift"] is False and v["p_value"] == pytest.approx(0.8)
+    assert tests["brightness"]["significant"] and not tests["brightness"]["in_verdict"]
+    tests["confidence"]["p_value"] = 0.001
+    assert monitor.verdict(tests, alpha=0.05)["drift"] is True
+
+
 def test_verdict_is_bonferroni():
     tests = {"a": {"p_value": 0.004}, "b": {"p_value": 0.5}, "c": {"p_value": 0.02}}
     v = monitor.verdict(tests, alpha=0.05)
@@ -117,11 +128,14 @@ def test_compare_reports_every_test_and_the_verdict():
     assert set(same["tests"]) == {"embedding_mmd", *monitor.STATS, "class_mix", "confidence",
                                   "entropy"}
     assert same["n_reference"] == 100 and same["n_images"] == 60 and same["n_skipped"] == 0
-    assert same["drift"] is False and same["correction"] == "Bonferroni over 11 tests"
+    assert same["drift"] is False and same["correction"].startswith(
+        "Bonferroni over 4 tests (embedding_mmd, class_mix, confidence, entropy)")
     moved = monitor.compare(ref, _features(rng, 60, shift=1.0), card, n_perm=300, seed=1)
     assert moved["drift"] is True and moved["tests"]["embedding_mmd"]["significant"]
-    assert moved["p_value"] == pytest.approx(min(1, 11 * min(t["p_value"] for t in
-                                                             moved["tests"].values())))
+    deciding = [t["p_value"] for n, t in moved["tests"].items() if n in monitor.VERDICT_TESTS]
+    assert moved["p_value"] == pytest.approx(min(1, 4 * min(deciding)))
+    assert {n for n, t in moved["tests"].items() if t["in_verdict"]} == set(
+        monitor.VERDICT_TESTS)
     with pytest.raises(ValueError, match="at least 10"):
         monitor.compare(ref, _features(rng, 5), card)
 
