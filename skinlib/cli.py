@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="change a profile field, e.g. --set epochs=3 (repeatable)")
+    r.add_argument("--param", dest="params", action="append", default=[], metavar="NAME=VALUE",
+                   help="a notebook parameter of the selected notebooks, value as JSON, e.g. "
+                        "--only 08 --param 'held_out=[\"rosendahl\"]' (repeatable)")
     r.add_argument("--force", action="store_true", help="retrain what the run folder has done")
     r.add_argument("--timeout", type=int, default=None, help="seconds per cell (default none)")
 
@@ -95,10 +98,11 @@ def _add_monitor(sub) -> None:
 
 
 def _cmd_run(a) -> int:
-    from skinlib.runner import parse_sets, run_series
+    from skinlib.runner import parse_params, parse_sets, run_series
 
     result = run_series(a.profile, data=a.data, only=a.only, out=a.out,
-                        overrides=parse_sets(a.sets), force=a.force, timeout=a.timeout)
+                        overrides=parse_sets(a.sets), force=a.force, timeout=a.timeout,
+                        params=parse_params(a.params))
     for name, s in result.seconds.items():
         print(f"  {name:32s} {s:8.1f} s")
     if result.failed:

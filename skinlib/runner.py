@@ -44,6 +44,24 @@ def parse_sets(pairs: list[str] | None) -> dict:
     return out
 
 
+def parse_params(pairs: list[str] | None) -> dict:
+    """``["held_out=[\"rosendahl\"]", "n_batches=40"]`` -> notebook parameters: each value read
+    as JSON (lists, numbers, true/false/null) or else kept as a string."""
+    import json
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise ValueError(f"--param {pair!r}: write NAME=VALUE with a notebook parameter's "
+                             f"name, e.g. --param 'held_out=[\"rosendahl\"]'")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
 def _failure_message(name: str, out_path: Path, err: Exception) -> str:
     """Notebook, cell and error of a papermill failure, in three lines."""
     cell = getattr(err, "exec_count", None)
@@ -55,9 +73,12 @@ def _failure_message(name: str, out_path: Path, err: Exception) -> str:
 
 def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
                out: str | Path | None = None, overrides: dict | None = None,
-               force: bool = False, timeout: int | None = None, progress: bool = True
-               ) -> RunResult:
+               force: bool = False, timeout: int | None = None, progress: bool = True,
+               params: dict | None = None) -> RunResult:
     """Execute the notebooks in order; stop at the first failure.
+
+    ``params`` are papermill parameters of the selected notebooks beyond the run's own
+    (e.g. 08's ``held_out``); a name the run's own parameters use is refused.
 
     Returns:
         A :class:`RunResult`; ``failed`` names the notebook that failed (None if all ran).
@@ -72,17 +93,22 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
     nb_dir = project_root() / "notebooks"
     # The data path is passed and recorded as the user gave it; notebooks run in the caller's
     # working directory, so a relative path means the same thing inside them.
-    params = {"profile": profile, "data": data or "auto", "run_dir": str(run.root),
-              "overrides": dict(overrides or {}), "force": bool(force)}
+    run_params = {"profile": profile, "data": data or "auto", "run_dir": str(run.root),
+                  "overrides": dict(overrides or {}), "force": bool(force)}
+    clash = sorted(set(params or {}) & set(run_params))
+    if clash:
+        raise ValueError(f"--param {clash[0]}: set it with its own option (--profile, --data, "
+                         f"--out, --set, --force)")
+    run_params.update(params or {})
     seconds, status = run.run_times(), run.read_record("logs/run_status.json") or {}
     bar = tqdm(names, desc=f"skinlib run ({profile})", unit="notebook", disable=not progress)
     failed, message = None, ""
-    with _kernel_env(params):
+    with _kernel_env(run_params):
         for name in bar:
             bar.set_postfix_str(name)
             t0 = time.perf_counter()
             message = _execute(pm, nb_dir / f"{name}.ipynb", run.notebooks / f"{name}.ipynb",
-                               params, timeout)
+                               run_params, timeout)
             status[name] = {"status": "failed" if message else "ok",
                             "seconds": round(time.perf_counter() - t0, 1),
                             **({"message": message} if message else {})}

@@ -69,3 +69,28 @@ def test_data_check_real_data(shared_data):
     assert out["n_images"] == 10015 and out["n_lesions"] == 7470
     assert out["classes"] == {"nv": 6705, "mel": 1113, "bkl": 1099, "bcc": 514,
                               "akiec": 327, "vasc": 142, "df": 115}
+
+
+def test_param_values_are_json_or_strings_and_never_replace_the_run_options(tmp_path):
+    from skinlib.runner import parse_params, run_series
+
+    assert parse_params(['held_out=["rosendahl"]', "n_batches=40", "model_name=02_x",
+                         "force_cpu=true"]) == {"held_out": ["rosendahl"], "n_batches": 40,
+                                                "model_name": "02_x", "force_cpu": True}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_params(["held out=1"])
+    with pytest.raises(ValueError, match="--param profile"):
+        run_series("smoke", only="01", out=tmp_path / "r", params={"profile": "full"})
+
+
+def test_params_reach_the_selected_notebooks(tmp_path, monkeypatch):
+    from skinlib import runner
+
+    seen = {}
+    monkeypatch.setattr(runner, "_execute", lambda pm, src, dst, params, timeout:
+                        seen.setdefault(src.stem, dict(params)) and "")
+    monkeypatch.setattr(runner, "write_index", lambda *a: None)
+    runner.run_series("smoke", only="08", out=tmp_path / "r", progress=False,
+                      params={"held_out": ["rosendahl"]})
+    assert list(seen) == ["08_source_shift"] and seen["08_source_shift"]["held_out"] == [
+        "rosendahl"] and seen["08_source_shift"]["profile"] == "smoke"
