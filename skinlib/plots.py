@@ -937,9 +937,10 @@ def leakage(measurement: dict) -> Figure:
     rows = []
     for i, m in enumerate(sizes):
         label = "x".join(map(str, m["image_size"]))
-        for r in m["runs"]:
+        for j, r in enumerate(m["runs"]):
             left.plot(sets, [r[t]["balanced_accuracy"] for t in sets], marker="o", alpha=0.8,
-                      color=f"C{i}", label=f"{label}, seed {r['seed']}")
+                      ls=("-", "--", ":", "-.")[i % 4], color=f"C{j}",
+                      label=f"{label}, seed {r['seed']}")
         rows += [(f"{label}: {metric_label(k)}", d) for k, d in m["difference"].items()
                  if k in DIFF_METRICS]
     left.set_xticks(range(len(sets)), [TEST_SETS[t] for t in sets])
@@ -953,12 +954,12 @@ def leakage(measurement: dict) -> Figure:
     for yi, (_, d) in zip(y, rows):
         right.scatter([s["diff"] for s in d["per_seed"]], [yi] * len(d["per_seed"]),
                       marker="|", s=200, color=_GREY, zorder=3)
-        right.annotate(d["verdict"], (d["ci95"][1], yi), xytext=(6, 0),
-                       textcoords="offset points", va="center", fontsize=9)
+        right.annotate(d["verdict"], (d["mean"], yi), xytext=(0, 9),
+                       textcoords="offset points", ha="center", va="bottom", fontsize=9)
     right.axvline(0, color=_GREY, lw=1, ls="--")
     right.set_yticks(y, [name for name, _ in rows])
     right.set(xlabel="leaky − unseen (95% lesion-level CI; grey: seeds)",
               title="what the image-level split adds", ylim=(-0.6, len(rows) - 0.4))
-    lo, hi = min(0.0, err_lo := float(np.min(means - err[0]))), float(np.max(means + err[1]))
-    right.set_xlim(lo - 0.1 * (hi - err_lo), hi + 0.45 * (hi - lo))
+    lo, hi = min(0.0, float(np.min(means - err[0]))), max(0.0, float(np.max(means + err[1])))
+    right.set_xlim(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo))
     return fig
