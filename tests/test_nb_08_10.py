@@ -84,6 +84,7 @@ def test_notebook_10_metadata_fusion(smoke_run):
     m = json.loads((run / "metrics" / "10_metadata_fusion.json").read_text())
     assert m["kind"] == "model" and m["model"] == "10_metadata_fusion"
     assert m["decision"] == "prior_corrected" and m["epochs_max"] == 8
+    assert m["images_seen"] == m["epochs_run"] * m["n_train"]  # the results table's budget
     # the recorded rule reproduces the recorded figure from the saved test probabilities
     saved = np.load(run / "models" / "10_metadata_fusion_test_probs.npz")
     cat = _catalog(run).set_index("image_id").loc[saved["image_id"]]

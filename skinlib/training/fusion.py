@@ -13,7 +13,7 @@ import pandas as pd
 
 from skinlib.metadata import MetaEncoder
 from skinlib.models.fusion import build_fusion
-from skinlib.training.fit import class_weights, fit, get_strategy
+from skinlib.training.fit import budget, class_weights, fit, get_strategy
 
 
 def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_size: int,
@@ -75,7 +75,8 @@ def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
     encoder is fitted on the training frame and saved beside the model.
 
     Returns:
-        ``(model, record, encoder)``; ``record`` as :func:`skinlib.training.fit.fit` returns it.
+        ``(model, record, encoder)``; ``record`` as :func:`skinlib.training.fit.fit` returns it,
+        plus :func:`skinlib.training.fit.budget` (``epochs_max``, ``images_seen``).
     """
     p = session.profile
     train = session.frame("train") if train_frame is None else train_frame
@@ -97,11 +98,14 @@ def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
         model = build_fusion(size, len(encoder.feature_names), session.n_classes,
                              arch=arch or p.cnn_arch)
     weights = class_weights(train["label"], session.n_classes) if balance == "weights" else None
+    epochs = epochs or p.epochs
     model, record = fit(model, data(train, True), data(val, False), run=session.run, name=name,
-                        epochs=epochs or p.epochs, patience=p.patience,
+                        epochs=epochs, patience=p.patience,
                         learning_rate=p.learning_rate, class_weight=weights,
                         schedule=schedule or p.lr_schedule, force=session.force, verbose=verbose)
-    return model, record, encoder
+    # one epoch shows the training frame once (no re-sampling here)
+    return model, {**record, **budget(record, epochs_max=epochs, images_per_epoch=len(train))}, \
+        encoder
 
 
 def predict_fusion(model, frame: pd.DataFrame, meta: np.ndarray, image_size,
