@@ -357,8 +357,10 @@ def compare(reference: Features, batch: Features, card, *, n_perm: int = 2000,
 def verdict(tests: dict[str, dict], alpha: float = 0.05, decide=None) -> dict:
     """Bonferroni over the deciding tests (``decide``, default :data:`VERDICT_TESTS`; all tests
     when none of them is present): ``drift``, ``p_value`` = min(1, n x smallest p of the n
-    deciding tests). Every test gets ``in_verdict`` and ``significant`` (its p times the size
-    of its own family, deciding or descriptive, below ``alpha``)."""
+    deciding tests), and ``input_change``: the descriptive tests significant within their own
+    family (a change the model may not see, e.g. blur a 48x64 input loses). Every test gets
+    ``in_verdict`` and ``significant`` (its p times the size of its own family below
+    ``alpha``)."""
     decide = VERDICT_TESTS if decide is None else tuple(decide)
     family = [n for n in tests if n in decide] or list(tests)
     rest = [n for n in tests if n not in family]
@@ -368,6 +370,7 @@ def verdict(tests: dict[str, dict], alpha: float = 0.05, decide=None) -> dict:
             tests[n]["significant"] = bool(tests[n]["p_value"] * len(names) < alpha)
     p = min(1.0, len(family) * min(tests[n]["p_value"] for n in family))
     return {"drift": bool(p < alpha), "p_value": float(p), "alpha": float(alpha),
+            "input_change": [n for n in rest if tests[n]["significant"]],
             "correction": f"Bonferroni over {len(family)} tests ({', '.join(family)})"
                           + (f"; {len(rest)} input statistics descriptive" if rest else "")}
 
@@ -378,6 +381,9 @@ def format_report(report: dict) -> str:
     worst = sorted(tests, key=lambda n: tests[n]["p_value"])[:3]
     head = ("DRIFT: the batch is unlike the reference" if report["drift"] else
             "no drift detected")
+    if report.get("input_change"):
+        head += (" (the images themselves differ in " + ", ".join(report["input_change"])
+                 + ": descriptive, not in the verdict)")
     lines = [f"{head} (p = {report['p_value']:.3g}, {report['correction']}, alpha "
              f"{report['alpha']}); {report['n_images']} images tested against "
              f"{report['n_reference']} reference images, {report['n_skipped']} skipped",

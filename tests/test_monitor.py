@@ -56,6 +56,7 @@ def test_input_statistics_alone_never_decide():
     v = monitor.verdict(tests, alpha=0.05)
     assert v["drift"] is False and v["p_value"] == pytest.approx(0.8)
     assert tests["brightness"]["significant"] and not tests["brightness"]["in_verdict"]
+    assert v["input_change"] == ["brightness"]
     tests["confidence"]["p_value"] = 0.001
     assert monitor.verdict(tests, alpha=0.05)["drift"] is True
 
