@@ -101,7 +101,9 @@ def build(run_dir: str, commands: list[str]) -> str:
              summary_md, "",
              "Wall time per notebook (minutes): " + ", ".join(
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
-             + f"; total {record['total_minutes']} min.", ""]
+             + f"; total {record['total_minutes']} min (each notebook's last execution in the "
+             "folder: one that loaded models trained by an earlier execution is quicker; the "
+             "table's `train s` column is the training time).", ""]
     if leak_path.exists():
         exp = run.read_metrics("12_leakage")
         lines += ["Leakage check (notebook 12): the same CNN on an image-level split vs the "
