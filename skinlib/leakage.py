@@ -256,7 +256,7 @@ def table(measurement: dict) -> pd.DataFrame:
                      "balanced accuracy": "not reported", "macro AUC": f"{pub['macro AUC']:.3f}",
                      "test images with lesion in train or val": "not reported",
                      "... in train": "not reported", "source": PUBLISHED_SOURCE})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"seeds": "Int64"})  # published rows have none
 
 
 def differences(measurement: dict) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import sys
 
 import pandas as pd
 
-from skinlib import leakage, results
+from skinlib import leakage, results, shift
 from skinlib.notebook import records_dir
 from skinlib.rundir import RunDir, project_root
 
@@ -108,7 +108,14 @@ def build(run_dir: str, commands: list[str]) -> str:
         exp = run.read_metrics("12_leakage")
         lines += ["Leakage check (notebook 12): the same CNN on an image-level split vs the "
                   "lesion-grouped split; MedMNIST's published DermaMNIST rows are quoted, "
-                  "not measured here.", "", results.to_markdown(leakage.table(exp)), ""]
+                  "not measured here.", "", results.to_markdown(leakage.table(exp)), "",
+                  *[f"- {line}" for line in leakage.summary(exp)], ""]
+    shifted = shift.load_runs(run)
+    if shifted:
+        lines += ["Held-out image sources (notebook 08): the baseline recipe trained without one "
+                  "source, tested on the shared test split minus that source and on every image "
+                  "of it; lesion-level 95% CIs.", "",
+                  results.to_markdown(shift.table(shifted)), ""]
     lines += ["Reading the table (generated from the same numbers):", "", *_reading(found), ""]
     verdicts = _verdicts(run)
     if verdicts:
