@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--dataset", default="ham10000", choices=("ham10000", "isic2019"))
     dc.add_argument("--json", action="store_true")
 
+    _add_bench(sub)
+    return p
+
+
+def _add_bench(sub) -> None:
+    """The ``bench`` command's subcommands and arguments."""
     b = sub.add_parser("bench", help="measure the input pipeline or training speed")
     bsub = b.add_subparsers(dest="bench_command", required=True)
     bp = bsub.add_parser("pipeline", help="images/s of the input pipeline vs the seed way")
@@ -67,7 +73,6 @@ def _parser() -> argparse.ArgumentParser:
     bt.add_argument("--data", default=None,
                     help="images the pipeline-fed runs read (default: a fake dataset)")
     bt.add_argument("--json", default=None, metavar="FILE")
-    return p
 
 
 def _add_predict(sub) -> None:
