@@ -25,7 +25,8 @@ def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_s
         frame: catalog rows (``path``, ``label``); ``meta``: their metadata rows, same order.
         training: shuffle and augment (flips, rotation, zoom, brightness, contrast), as
             :func:`skinlib.pipeline.make_dataset`; otherwise keep the frame's order.
-        cache: keep the decoded images in memory after the first pass (``make_dataset``).
+        cache: read the images from the decoded-image cache (``make_dataset``); ``False``
+            decodes them on every pass.
     """
     import tensorflow as tf
 
@@ -111,7 +112,7 @@ def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
 def predict_fusion(model, frame: pd.DataFrame, meta: np.ndarray, image_size,
                    batch_size: int = 256) -> np.ndarray:
     """Class probabilities of a two-input model for every row of a frame, in the frame's order."""
-    ds = fusion_dataset(frame, meta, image_size=image_size, batch_size=batch_size, cache=False)
+    ds = fusion_dataset(frame, meta, image_size=image_size, batch_size=batch_size)
     return np.asarray(model.predict(ds.map(lambda x, y: x), verbose=0), dtype=np.float64)
 
 
