@@ -104,8 +104,8 @@ def build(session, model, result: dict, name: str) -> tuple[dict, dict]:
         "dataset": p.dataset, "classes": list(session.classes),
         "class_names": {c: info.class_names(p.dataset).get(c, c) for c in session.classes},
         "input_size": list(size),
-        "input": "RGB in [0, 255], resized to input_size (bilinear, antialiased); the model "
-                 "rescales itself",
+        "input": "RGB in [0, 255], resized to input_size (area averaging; bilinear "
+                 "where a side grows); the model rescales itself",
         "decision": _rule(result),
         "decision_applies_to": "the uncalibrated probabilities",
         "temperature": result.get("temperature"),

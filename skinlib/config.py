@@ -67,7 +67,7 @@ class Profile:
     augment: bool = True
     balance: str = "weights"  # weights | resample | none
     # --- baseline CNN (notebook 02) ---------------------------------------------------
-    cnn_arch: str = "seed"  # seed (3 blocks + Flatten + Dense 512) | gap | gap1 | narrow (GAP)
+    cnn_arch: str = "seed"  # seed (3 blocks + Flatten + Dense 512) | gap | gap1 | narrow | sep (GAP)
     lr_schedule: str = "plateau"  # plateau (ReduceLROnPlateau) | cosine | none
     epochs: int = 50
     learning_rate: float = 1e-3

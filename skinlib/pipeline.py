@@ -156,7 +156,7 @@ def _shuffle_or_balance(ds: tf.data.Dataset, labels: np.ndarray, balance: str,
 def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size: int,
                  training: bool = False, augment: bool = True, balance: str = "none",
                  n_classes: int | None = None, seed: int = 0, cache: bool = True,
-                 cache_dir=None, resize: str = "antialias", output: str = "float32",
+                 cache_dir=None, resize: str = image_cache.DEFAULT_RESIZE, output: str = "float32",
                  with_labels: bool = True, progress: bool = True) -> tf.data.Dataset:
     """A batched dataset of ``(images, labels int32)`` for a catalog frame.
 
@@ -173,7 +173,7 @@ def make_dataset(frame: pd.DataFrame, *, image_size: tuple[int, int], batch_size
         cache: read the images from the decoded-image cache (:mod:`skinlib.image_cache`),
             decoding those it lacks once; ``False`` decodes on every pass and writes nothing.
         cache_dir: the cache folder (default ``$SKINLIB_CACHE_DIR`` or ``~/.cache/skinlib``).
-        resize: ``antialias`` (bilinear, antialiased: the default) or ``bilinear``.
+        resize: a method of :data:`skinlib.image_cache.RESIZE_METHODS` (default ``area``).
         output: ``float32`` batches in [0, 255], augmented here when training; ``uint8``
             batches, never augmented here (put an :class:`Augment` layer in the model).
         with_labels: ``False`` yields images only (for ``predict``).
@@ -214,7 +214,7 @@ def steps_per_epoch(frame: pd.DataFrame, batch_size: int) -> int:
 
 
 def load_array(frame: pd.DataFrame, image_size: tuple[int, int], *, cache: bool = True,
-               cache_dir=None, resize: str = "antialias") -> tuple[np.ndarray, np.ndarray]:
+               cache_dir=None, resize: str = image_cache.DEFAULT_RESIZE) -> tuple[np.ndarray, np.ndarray]:
     """A frame's images as one uint8 array ``(n, h, w, 3)`` (from the image cache) and labels."""
     _check_frame(frame, training=False)
     size = tuple(int(s) for s in image_size)

@@ -83,11 +83,11 @@ def read_image(path) -> np.ndarray:
 
 
 def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize like :func:`skinlib.pipeline.decode_resize` (bilinear, antialiased) to float32."""
-    import tensorflow as tf
+    """Resize as the image cache does for training (:func:`skinlib.image_cache.resize_uint8`,
+    its default method), to float32."""
+    from skinlib.image_cache import resize_uint8
 
-    out = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return tf.clip_by_value(tf.round(out), 0, 255).numpy().astype(np.float32)
+    return resize_uint8(image, size).numpy().astype(np.float32)
 
 
 def collect_images(inputs) -> list[Path]:

@@ -38,3 +38,15 @@ def test_narrow_is_gap1_at_half_the_width():
 def test_unknown_arch():
     with pytest.raises(ValueError, match="arch='vgg'"):
         build_cnn((48, 64), 7, arch="vgg")
+
+
+def test_sep_keeps_gap1s_grid_with_a_strided_stem_and_separable_blocks():
+    gap1, sep = build_cnn((48, 64), 7, arch="gap1"), build_cnn((48, 64), 7, arch="sep")
+    stem = sep.get_layer("block1_conv1")
+    assert stem.__class__.__name__ == "Conv2D" and stem.strides == (2, 2)
+    assert [sep.get_layer(f"block{i}_conv1").__class__.__name__ for i in (2, 3, 4)] == \
+        ["SeparableConv2D"] * 3
+    assert sep.get_layer("block1_relu1").output.shape[1:3] == (24, 32)
+    for name in ("block2_relu1", "block3_relu1", "block4_relu1", "gap"):
+        assert sep.get_layer(name).output.shape == gap1.get_layer(name).output.shape
+    assert sep.count_params() < gap1.count_params() / 5

@@ -104,7 +104,7 @@ def test_cache_built_once_then_reused(catalog, tmp_path, decodes):
     frame = catalog.iloc[:40]
     first = _images(pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16,
                                           cache_dir=tmp_path))
-    npy = list((tmp_path / "24x32_antialias").glob("*.npy"))
+    npy = list((tmp_path / "24x32_area").glob("*.npy"))
     assert decodes == [40] and len(npy) == 1
     mtime = npy[0].stat().st_mtime_ns
     again = _images(pipeline.make_dataset(frame.iloc[::-1], image_size=(24, 32), batch_size=16,
@@ -137,10 +137,21 @@ def test_cache_is_keyed_by_size_and_method(catalog, tmp_path, decodes):
     c, _ = pipeline.load_array(frame, (24, 32), cache_dir=tmp_path, resize="bilinear")
     assert decodes == [10, 10, 10]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "12x16_antialias", "24x32_antialias", "24x32_bilinear"]
+        "12x16_area", "24x32_area", "24x32_bilinear"]
     assert b.shape == (10, 12, 16, 3) and not np.array_equal(a, c)
-    with pytest.raises(ValueError, match="resize method 'area'"):
-        pipeline.load_array(frame, (24, 32), cache_dir=tmp_path, resize="area")
+    with pytest.raises(ValueError, match="resize method 'nearest'"):
+        pipeline.load_array(frame, (24, 32), cache_dir=tmp_path, resize="nearest")
+
+
+def test_area_resize_averages_when_shrinking_and_interpolates_when_growing():
+    from skinlib.image_cache import resize_uint8
+
+    checker = np.indices((8, 8)).sum(0) % 2 * 200  # one-pixel checkerboard, 0 / 200
+    img = np.repeat(checker[..., None], 3, axis=2).astype(np.uint8)
+    small = resize_uint8(img, (4, 4)).numpy()
+    assert small.dtype == np.uint8 and (small == 100).all()  # each pixel the 2x2 mean
+    big = resize_uint8(img[:2, :2], (2, 4)).numpy()[..., 0]  # width grows: no repeated pixels
+    assert big.shape == (2, 4) and len(np.unique(big[0])) > 2
 
 
 def test_rows_outside_the_cache_are_decoded_alone(catalog, tmp_path, decodes):
@@ -158,7 +169,7 @@ def test_rows_outside_the_cache_are_decoded_alone(catalog, tmp_path, decodes):
     x = _images(pipeline.make_dataset(mixed, image_size=(24, 32), batch_size=8,
                                       cache_dir=tmp_path, training=True, augment=False))
     assert decodes == [20, 3] and len(x) == 23
-    assert len(list((tmp_path / "24x32_antialias").glob("*.npy"))) == 2
+    assert len(list((tmp_path / "24x32_area").glob("*.npy"))) == 2
     cached, _ = pipeline.load_array(pd.DataFrame(gan).drop(columns="synthetic"), (24, 32),
                                     cache_dir=tmp_path)
     assert decodes == [20, 3]
@@ -180,7 +191,7 @@ def test_a_changed_file_is_decoded_again_and_dead_shards_pruned(catalog, tmp_pat
     assert decodes == [4, 1]
     shutil.rmtree(folder)
     pipeline.load_array(catalog.iloc[:2], (24, 32), cache_dir=tmp_path)
-    assert len(list((tmp_path / "24x32_antialias").glob("*.npy"))) == 1  # the copies' shards
+    assert len(list((tmp_path / "24x32_area").glob("*.npy"))) == 1  # the copies' shards
 
 
 def test_bad_or_missing_image_is_named(catalog, tmp_path):
@@ -194,14 +205,14 @@ def test_bad_or_missing_image_is_named(catalog, tmp_path):
         with pytest.raises(FileNotFoundError, match="ISIC_gone.jpg"):
             pipeline.make_dataset(gone, image_size=(24, 32), batch_size=4, cache=cache,
                                   cache_dir=tmp_path)
-    assert not list((tmp_path / "24x32_antialias").glob("*.npy"))  # nothing half-written
+    assert not list((tmp_path / "24x32_area").glob("*.npy"))  # nothing half-written
 
 
 def test_cache_folder_from_the_environment(monkeypatch, tmp_path):
     from skinlib import image_cache
 
     monkeypatch.setenv("SKINLIB_CACHE_DIR", str(tmp_path / "env"))
-    assert image_cache.size_folder((24, 32)) == tmp_path / "env" / "24x32_antialias"
+    assert image_cache.size_folder((24, 32)) == tmp_path / "env" / "24x32_area"
     assert image_cache.cache_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("SKINLIB_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -1,4 +1,4 @@
-"""Baseline CNNs (notebook 02): the seed architecture and two global-average-pooling variants.
+"""Baseline CNNs (notebook 02): the seed architecture and global-average-pooling variants.
 
 All are flat functional models taking RGB in [0, 255] (rescaling is the first layer), so
 Grad-CAM tools can reach every layer.
@@ -9,19 +9,27 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHS = ("seed", "gap", "gap1", "narrow")
+ARCHS = ("seed", "gap", "gap1", "narrow", "sep")
 # widths of the convolution blocks of the global-average-pooling architectures
-WIDTHS = {"gap": (32, 64, 128, 256), "gap1": (32, 64, 128, 256), "narrow": (16, 32, 64, 128)}
+WIDTHS = {"gap": (32, 64, 128, 256), "gap1": (32, 64, 128, 256), "narrow": (16, 32, 64, 128),
+          "sep": (32, 64, 128, 256)}
 
 
 def _conv_block(x, filters: int, dropout: float, name: str, convs: int = 1,
-                bn_momentum: float = 0.9):
-    """Conv -> BatchNorm -> ReLU (``convs`` times) -> MaxPool -> Dropout."""
+                bn_momentum: float = 0.9, separable: bool = False, stride: int = 1):
+    """Conv -> BatchNorm -> ReLU (``convs`` times) -> MaxPool -> Dropout.
+
+    ``separable`` uses depthwise-separable convolutions; ``stride=2`` downsamples in the
+    convolution itself and drops the max-pooling.
+    """
+    conv = layers.SeparableConv2D if separable else layers.Conv2D
     for i in range(convs):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i + 1}")(x)
+        x = conv(filters, 3, strides=stride if i == 0 else 1, padding="same", use_bias=False,
+                 name=f"{name}_conv{i + 1}")(x)
         x = layers.BatchNormalization(momentum=bn_momentum, name=f"{name}_bn{i + 1}")(x)
         x = layers.ReLU(name=f"{name}_relu{i + 1}")(x)
-    x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+    if stride == 1:
+        x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)
     return layers.Dropout(dropout, name=f"{name}_drop")(x)
 
 
@@ -40,7 +48,12 @@ def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed"
             ``narrow`` — ``gap1`` at half the width (16/32/64/128): a quarter of its
             multiply-adds, about 2.4x its training images/s at 48x64 on a 2-core CPU, but in
             the one quick run on HAM10000 (16 epochs, 2 seeds) its balanced accuracy was 0.380
-            and 0.474 against gap1's 0.590 (22 epochs): kept to be measured, not the default.
+            and 0.474 against gap1's 0.590 (22 epochs): kept to be measured, not the default;
+            ``sep`` — ``gap1``'s widths and grid, but the first convolution has stride 2 (no
+            full-resolution feature map: the memory-bound BatchNorm/ReLU/pooling there cost as
+            much as the convolutions) and blocks 2-4 are depthwise-separable (a depthwise 3x3
+            and a pointwise 1x1, as in MobileNet): every block after the first ends on the
+            same grid as in ``gap1``.
         dropout: dropout after each block (the head uses twice this, at most 0.5).
         dense_units: width of the seed head's dense layer.
         l2: L2 weight decay on the dense layers.
@@ -60,7 +73,8 @@ def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed"
     else:
         for i, f in enumerate(WIDTHS[arch]):
             x = _conv_block(x, f, dropout if i < 3 else 0.0, f"block{i + 1}",
-                            convs=2 if arch == "gap" else 1)
+                            convs=2 if arch == "gap" else 1, separable=arch == "sep" and i > 0,
+                            stride=2 if arch == "sep" and i == 0 else 1)
         x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(min(0.5, 2 * dropout), name="head_drop")(x)
     outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg,
