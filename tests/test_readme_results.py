@@ -38,3 +38,21 @@ def test_every_paired_comparison_becomes_a_line_naming_both_models(tmp_path):
     assert lines[2].startswith("- 06_resnet50 − 02_baseline_cnn, balanced accuracy:")
     assert all("lesion-level" in line and "→" in line for line in lines)
     assert lines[0].endswith("05_bma is not distinguishable from 02_baseline_cnn")
+
+
+def test_a_second_block_adds_its_notebooks_to_the_run_record(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(readme_results, "records_dir", lambda: tmp_path)
+    env = {"profile": {"name": "quick"}, "versions": {"tensorflow": "x"}, "catalog_sha256": "h"}
+    readme_results._record(env, ["run main"], {"01_eda": 20.0, "02_baseline_cnn": 600.0}, None)
+    rec = readme_results._record(env, ["run sep"], {"02_baseline_cnn": 300.0,
+                                                    "04_gan_augmented_cnn": 900.0}, "sep")
+    assert rec == json.loads((tmp_path / "quick.json").read_text())
+    assert rec["seconds_per_notebook"] == {"01_eda": 20.0, "02_baseline_cnn": 600.0,
+                                           "04_gan_augmented_cnn": 900.0}
+    assert rec["commands"] == ["run main", "run sep   # sep: 04"]
+    assert rec["total_minutes"] == 25.3
+    assert readme_results.markers("sep") == ("<!-- results-sep:start -->",
+                                             "<!-- results-sep:end -->")
+    assert readme_results.markers(None) == (readme_results.START, readme_results.END)

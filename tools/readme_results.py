@@ -1,6 +1,7 @@
 """Write the README's results section from a finished run folder (never by hand).
 
     python tools/readme_results.py runs/quick "python -m skinlib run --profile quick --data ../shared/data" [...]
+    python tools/readme_results.py --block NAME runs/other "python -m skinlib run ..." [...]
 
 Every argument after the run folder is one command, runnable as written, that made the run (in
 order). Copies the key figures (no patient images) to ``figures/`` with a ``<profile>_`` prefix,
@@ -8,6 +9,11 @@ writes ``figures/<profile>_summary.md`` and the run record ``skinlib/run_records
 (commands, wall time per notebook, machine, device, versions; notebooks print their expected run
 time from it), and replaces the block between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` in README.md.
+
+``--block NAME`` writes a second run (e.g. one with another CNN) into the block between
+``<!-- results-NAME:start -->`` and ``<!-- results-NAME:end -->``, with ``NAME_`` as the figure
+prefix; it adds the notebooks the profile's run record lacks to that record (with its commands),
+so run the main block first.
 """
 
 from __future__ import annotations
@@ -59,37 +65,64 @@ def _machine(device: str) -> str:
     return f"{os.cpu_count()} CPU cores, {mem:.0f} GB RAM, {device} ({platform.machine()})"
 
 
-def build(run_dir: str, commands: list[str]) -> str:
+def markers(block: str | None) -> tuple[str, str]:
+    """The README markers of the main results block or of the block ``block``."""
+    if not block:
+        return START, END
+    if not block.replace("_", "").isalnum():
+        raise SystemExit(f"--block {block!r}: use letters, digits and _ only")
+    return f"<!-- results-{block}:start -->", f"<!-- results-{block}:end -->"
+
+
+def _record(env: dict, commands: list[str], times: dict, block: str | None) -> dict:
+    """The run record (written to ``skinlib/run_records``); a block adds to the profile's."""
+    device = env.get("device", "device not recorded")
+    path = records_dir() / f"{env['profile']['name']}.json"
+    if block and path.exists():
+        record = json.loads(path.read_text())
+        new = {k: v for k, v in times.items() if k not in record["seconds_per_notebook"]}
+        record["seconds_per_notebook"].update(new)
+        record["commands"] += [f"{c}   # {block}: {', '.join(k[:2] for k in new)}"
+                               for c in commands]
+        record["total_minutes"] = round(sum(record["seconds_per_notebook"].values()) / 60, 1)
+    else:
+        record = {"commands": commands, "seconds_per_notebook": times,
+                  "total_minutes": round(sum(times.values()) / 60, 1),
+                  "machine": _machine(device), "device": device, "versions": env["versions"],
+                  "catalog_sha256": env["catalog_sha256"]}
+    records_dir().mkdir(exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def build(run_dir: str, commands: list[str], block: str | None = None) -> str:
     """The Markdown section; also writes the files under figures/."""
     run = RunDir(run_dir)
     out = project_root() / "figures"
     out.mkdir(exist_ok=True)
     env = run.read_record("logs/environment.json")
     profile = env["profile"]["name"]
+    prefix = block or profile
     times = run.run_times()
-    for old in out.glob(f"{profile}_*.png"):  # never show a figure of an earlier run
+    for old in out.glob(f"{prefix}_*.png"):  # never show a figure of an earlier run
         old.unlink()
     copied = []
     for name, caption in FIGURES:
         hits = sorted(run.figures.glob(f"{name}*.png"))
         if hits:
-            dst = out / f"{profile}_{hits[0].name}"
+            dst = out / f"{prefix}_{hits[0].name}"
             shutil.copyfile(hits[0], dst)
             copied.append((dst.name, caption))
     found = results.collect(run)
     data = next(iter(found.values())).get("data", env["data"]) if found else env["data"]
     table = results.formatted(results.summary_table(found))
     summary_md = results.to_markdown(table)
-    (out / f"{profile}_summary.md").write_text(summary_md + "\n")
-    device = env.get("device", "device not recorded")
-    record = {"commands": commands, "seconds_per_notebook": times,
-              "total_minutes": round(sum(times.values()) / 60, 1), "machine": _machine(device),
-              "device": device, "versions": env["versions"],
-              "catalog_sha256": env["catalog_sha256"]}
-    records_dir().mkdir(exist_ok=True)
-    (records_dir() / f"{profile}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{prefix}_summary.md").write_text(summary_md + "\n")
+    record = _record(env, commands, times, block)
     leak_path = run.metrics / "12_leakage.json"
-    lines = [START, "",
+    start, end = markers(block)
+    total = round(sum(times.values()) / 60, 1)
+    lines = [start, "",
              "Made by `tools/readme_results.py` from a real run, with these commands:", "",
              "```bash", *commands, "```", "",
              f"Machine: {record['machine']}, TensorFlow {env['versions'].get('tensorflow')}. "
@@ -101,7 +134,7 @@ def build(run_dir: str, commands: list[str]) -> str:
              summary_md, "",
              "Wall time per notebook (minutes): " + ", ".join(
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
-             + f"; total {record['total_minutes']} min (each notebook's last execution in the "
+             + f"; total {total} min (each notebook's last execution in the "
              "folder: one that loaded models trained by an earlier execution is quicker; the "
              "table's `train s` column is the training time).", ""]
     if leak_path.exists():
@@ -123,7 +156,7 @@ def build(run_dir: str, commands: list[str]) -> str:
                   "have; generated from each notebook's metrics JSON):", "", *verdicts, ""]
     for name, caption in copied:
         lines += [f"![{caption}](figures/{name})", f"*{caption}*", ""]
-    lines += [END]
+    lines += [end]
     return "\n".join(lines)
 
 
@@ -179,16 +212,21 @@ def _verdicts(run: RunDir) -> list[str]:
 
 def main(argv: list[str]) -> int:
     """Replace the README's results block."""
+    block = None
+    if argv[:1] == ["--block"]:
+        block, argv = (argv[1] if len(argv) > 1 else ""), argv[2:]
+        markers(block or "?")
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    section = build(argv[0], argv[1:])
+    start, end = markers(block)
     readme = project_root() / "README.md"
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{readme} has no {START} ... {END} block")
-    head, rest = text.split(START, 1)
-    readme.write_text(head + section + rest.split(END, 1)[1])
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme} has no {start} ... {end} block")
+    section = build(argv[0], argv[1:], block)
+    head, rest = text.split(start, 1)
+    readme.write_text(head + section + rest.split(end, 1)[1])
     print(f"README results updated from {argv[0]}")
     return 0
 
