@@ -141,13 +141,15 @@ def seed_summary(results: list[dict], runs: list[tuple]) -> dict:
     return out
 
 
-def compare_to(session, probs_b, others: dict, *, temperature=None, subset=None
+def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None, subset=None
                ) -> dict[str, dict]:
     """Paired lesion-level bootstrap of model ``b`` against each of ``others`` on the test split
     (``diff`` = b - other), one :func:`metrics.compare` dict per name, under the profile's
-    :func:`skinlib.decision.comparison_rule` (recorded as ``decision``).
+    :func:`skinlib.decision.comparison_rule` (recorded as ``decision``); each dict names its
+    models (``a``: the key in ``others``, ``b``: ``name_b``).
 
     Args:
+        name_b: b's name.
         probs_b: b's test probabilities, or a list with one per seed; the values of ``others``
             likewise. Seed r is compared with seed r, over as many seeds as both have (the
             dict's ``repeats``).
@@ -164,12 +166,13 @@ def compare_to(session, probs_b, others: dict, *, temperature=None, subset=None
         a = metrics.seed_list(probs_a, name)
         r = min(len(a), len(b))
         t = temperature[:r] if isinstance(temperature, list | tuple) else temperature
-        out[name] = metrics.compare(test["label"].to_numpy(), a[:r], b[:r], session.classes,
-                                    groups=test["lesion_id"].to_numpy(), decision_a=d,
-                                    decision_b=d, priors=priors, temperature_b=t,
-                                    n_bootstrap=session.profile.n_bootstrap,
-                                    seed=session.profile.seed, subset=subset)
-        out[name]["decision"] = d
+        found = metrics.compare(test["label"].to_numpy(), a[:r], b[:r], session.classes,
+                                groups=test["lesion_id"].to_numpy(), decision_a=d,
+                                decision_b=d, priors=priors, temperature_b=t,
+                                n_bootstrap=session.profile.n_bootstrap,
+                                seed=session.profile.seed, subset=subset,
+                                names=(name, name_b))
+        out[name] = {**found, "decision": d}
     return out
 
 
@@ -180,8 +183,8 @@ def pairwise(session, probs_by_name: dict, *, subset=None) -> dict[str, dict]:
     out = {}
     for j, b in enumerate(names[1:], start=1):
         found = compare_to(session, probs_by_name[b], {a: probs_by_name[a] for a in names[:j]},
-                           subset=subset)
-        out.update({f"{b}_vs_{a}": {"a": a, "b": b, **c} for a, c in found.items()})
+                           name_b=b, subset=subset)
+        out.update({f"{b}_vs_{a}": c for a, c in found.items()})
     return out
 
 

@@ -629,7 +629,8 @@ def _test_sets(classes: list[str], y_true, groups, y_true_b, groups_b, subset):
 def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, groups_b=None,
             decision_a: str = "argmax", decision_b: str = "argmax", priors=None,
             thresholds_a=None, thresholds_b=None, temperature_a=None, temperature_b=None,
-            n_bootstrap: int = 1000, seed: int = 0, subset=None) -> dict:
+            n_bootstrap: int = 1000, seed: int = 0, subset=None,
+            names: tuple[str, str] | None = None) -> dict:
     """Paired lesion-level bootstrap comparison of two models, over one or several seeds.
 
     Every resample draws the test lesions once and scores both models, every seed, on them: the
@@ -642,6 +643,8 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
             split), its labels and lesions, resampled independently of a's.
         decision_*, priors, thresholds_*, temperature_*: each model's rule (:func:`evaluate`);
             thresholds and temperatures may be lists (one per seed).
+        names: the two models' names, recorded as the dict's ``a`` and ``b`` (what reports
+            print).
 
     Returns:
         metric -> ``a``, ``b`` (seed means), ``diff``, ``ci95``, ``significant`` (CI excludes
@@ -649,8 +652,9 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
         accuracy, balanced_accuracy, macro_auc, macro_f1, ece, minority_recall (all classes
         but the most frequent), mel_sensitivity_at_spec80 (with ``mel``), subset_recall (with
         ``subset``: mean recall over those classes, named); plus ``repeats``, ``bootstrap``,
-        ``n_bootstrap``, ``seed`` and ``verdict_rule``.
+        ``n_bootstrap``, ``seed``, ``verdict_rule`` and, with ``names``, ``a`` and ``b``.
     """
+    named = {"a": str(names[0]), "b": str(names[1])} if names else {}
     seeds = {"a": seed_list(probs_a, "probs_a"), "b": seed_list(probs_b, "probs_b")}
     if len(seeds["a"]) != len(seeds["b"]):
         raise ValueError(f"probs_a has {len(seeds['a'])} seeds but probs_b {len(seeds['b'])}: "
@@ -669,7 +673,7 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
     if chosen:
         out["subset_recall"]["classes"] = [classes[c] for c in chosen]
     unit = "lesion" if all(kind == "lesion" for _, kind in units) else "image"
-    return {**out, "repeats": len(seeds["a"]), "n_bootstrap": int(n_bootstrap), "seed": int(seed),
+    return {**named, **out, "repeats": len(seeds["a"]), "n_bootstrap": int(n_bootstrap), "seed": int(seed),
             "bootstrap": bootstrap_record(unit, n_bootstrap, sum(u.max() + 1 for u, _ in units),
                                           seed), "verdict_rule": VERDICT_RULE}
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from skinlib import metrics
 from skinlib.rundir import RunDir
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import readme_results  # noqa: E402
 
 
-def _comparison(shift: float):
+def _comparison(shift: float, names=None):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 20)
     groups = np.arange(60) // 2
@@ -20,16 +21,18 @@ def _comparison(shift: float):
     a[np.arange(60), y] = 0.6
     b = np.clip(a + rng.normal(0, shift, a.shape), 0.01, None)
     b /= b.sum(1, keepdims=True)
-    return metrics.compare(y, a, b, ["x", "y", "z"], groups=groups, n_bootstrap=50, seed=0)
+    return metrics.compare(y, a, b, ["x", "y", "z"], groups=groups, n_bootstrap=50, seed=0,
+                           names=names)
 
 
 def test_every_paired_comparison_becomes_a_line_naming_both_models(tmp_path):
     run = RunDir(tmp_path).ensure()
-    named = {**_comparison(0.3), "a": "02_baseline_cnn", "b": "06_resnet50"}
+    named = _comparison(0.3, ("02_baseline_cnn", "06_resnet50"))
     run.write_metrics("06_resnet50", {"model": "06_resnet50", "vs_02_baseline_cnn": named},
                       kind="facts")
     run.write_metrics("05_experts_bma", {"comparisons": {
-        "02_baseline_cnn": _comparison(0.0), "05_bma_ts_vs_02_baseline_cnn": _comparison(0.1)}},
+        "02_baseline_cnn": _comparison(0.0, ("02_baseline_cnn", "05_bma")),
+        "05_bma_ts_vs_02_baseline_cnn": _comparison(0.1, ("02_baseline_cnn", "05_bma_ts"))}},
         kind="facts")
     lines = readme_results._verdicts(run)
     assert len(lines) == 3
@@ -38,6 +41,9 @@ def test_every_paired_comparison_becomes_a_line_naming_both_models(tmp_path):
     assert lines[2].startswith("- 06_resnet50 − 02_baseline_cnn, balanced accuracy:")
     assert all("lesion-level" in line and "→" in line for line in lines)
     assert lines[0].endswith("05_bma is not distinguishable from 02_baseline_cnn")
+    run.write_metrics("10_metadata_fusion", {"vs_image_only": _comparison(0.1)}, kind="facts")
+    with pytest.raises(ValueError, match="'vs_image_only' does not name its models"):
+        readme_results._verdicts(run)
 
 
 def test_a_second_block_adds_its_notebooks_to_the_run_record(tmp_path, monkeypatch):

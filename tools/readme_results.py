@@ -176,10 +176,6 @@ def _reading(found: dict[str, dict]) -> list[str]:
     return out
 
 
-# the model whose comparisons a metrics file holds, where a comparison does not name it
-_OWNER = {"05_experts_bma": "05_bma", "10_metadata_fusion": "10_metadata_fusion"}
-
-
 def _comparisons(obj, key: str = ""):
     """``(key, comparison)`` for every :func:`skinlib.metrics.compare` dict inside ``obj``."""
     if isinstance(obj, dict):
@@ -196,17 +192,12 @@ def _verdicts(run: RunDir) -> list[str]:
 
     out = []
     for path in sorted(run.metrics.glob("*.json")):
-        m = json.loads(path.read_text())
-        owner = m.get("model") or _OWNER.get(path.stem, path.stem)
-        for key, c in _comparisons(m):
-            first, _, second = (("", "", key[3:]) if key.startswith("vs_")
-                                else key.partition("_vs_"))
-            a = c.get("a") if isinstance(c.get("a"), str) else (second or first)
-            b = c.get("b") if isinstance(c.get("b"), str) else (first if first and second
-                                                                 else owner)
-            if key == "metadata_shuffled":
-                a, b = "10 with shuffled metadata", "10 with the real metadata"
-            out.append(f"- {verdict_line(c, a=a, b=b)}")
+        for key, c in _comparisons(json.loads(path.read_text())):
+            if not (isinstance(c.get("a"), str) and isinstance(c.get("b"), str)):
+                raise ValueError(f"{path}: comparison {key!r} does not name its models (a, b): "
+                                 "pass names= to metrics.compare or name_b= to compare_to, "
+                                 "and run the notebook again")
+            out.append(f"- {verdict_line(c)}")
     return out
 
 
