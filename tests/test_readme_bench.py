@@ -24,3 +24,25 @@ def test_table_has_a_row_per_model_and_the_input_bound_share():
     assert rows[1] == "| `dcgan` | 64x64 | 32 | 1,234 | - | - | - | - | - |"
     assert text.startswith(readme_bench.START) and text.endswith(readme_bench.END)
     assert "2 CPU cores, 23.4 GB, no GPU" in text
+
+
+def test_pipeline_table_has_a_row_per_way_a_column_per_size_and_the_goal_ratios():
+    def run(size, rate):
+        return {"image_size": size, "n_images": 4000, "batch_size": 32, "epochs": 3,
+                "results": {"imagedatagenerator": {"images_per_s": 100.0,
+                                                   "images_per_s_range": [90.0, 110.0],
+                                                   "work": "the seed way"},
+                            "skinlib_uint8": {"images_per_s": rate,
+                                              "images_per_s_range": [rate - 1, rate + 1],
+                                              "work": "uint8 feed"}},
+                "ratios": {"skinlib_uint8 / imagedatagenerator": rate / 100,
+                           "cache_build / decode_limit": None}}
+    report = {"machine": {"cpus": 2, "memory_gb": 23.4, "gpu": "no GPU", "tensorflow": "2.21"},
+              "runs": [run([48, 64], 5000.0), run([96, 128], 2500.0)]}
+    text = readme_bench.pipeline_section(report, "python -m skinlib bench pipeline")
+    assert text.startswith(readme_bench.PIPE_START) and text.endswith(readme_bench.PIPE_END)
+    assert "| way (work done) | 48x64 | 96x128 |" in text
+    assert "| `skinlib_uint8`: uint8 feed | 5,000 (4,999-5,001) | 2,500 (2,499-2,501) |" in text
+    assert ("- feeding path (cached uint8 batches) against the seed way's ImageDataGenerator: "
+            "50.00x, 25.00x") in text
+    assert "cold epoch" not in text  # a ratio the run could not measure is left out
