@@ -1,7 +1,9 @@
 """The decision rule: how class probabilities become one predicted class.
 
 A model's rule is part of the model (DESIGN.md): ``argmax``; ``prior_corrected``, the
-probabilities divided by the *training* class priors before argmax (needs no tuning); or
+probabilities divided by the class priors the model was *trained under* before argmax (needs no
+tuning; :func:`training_priors`: the training split's frequencies, or uniform when class weights
+or class-balanced re-sampling already made every class equally likely in training); or
 ``thresholds``, per-class multipliers fitted on the *validation* split. The test split never
 chooses anything. A metrics JSON records the rule as ``decision`` plus its ``priors`` or
 ``thresholds`` (:func:`record`).
@@ -23,6 +25,27 @@ def priors(labels, n_classes: int) -> np.ndarray:
     are the priors of the ``prior_corrected`` rule."""
     y = metrics.check_labels(labels, n_classes, "labels")
     return np.bincount(y, minlength=n_classes) / len(y)
+
+
+BALANCED = ("weights", "resample")  # balancing that trains under a uniform class prior
+
+
+def training_priors(labels, n_classes: int, balance: str = "none") -> np.ndarray:
+    """The class priors a model was trained under, which ``prior_corrected`` divides by.
+
+    Without balancing they are the training labels' frequencies. Class weights inversely
+    proportional to the frequencies (``weights``) and class-balanced re-sampling (``resample``)
+    make every class equally likely in the loss, so the model learnt under a uniform prior:
+    dividing by the frequencies again would correct the imbalance twice. Uniform priors make
+    ``prior_corrected`` decide as argmax for such a model: the Bayes decision when every class
+    is equally likely a priori, whatever the balancing.
+    """
+    y = priors(labels, n_classes)
+    if balance in BALANCED:
+        return np.full(n_classes, 1.0 / n_classes)
+    if balance != "none":
+        raise ValueError(f"balance={balance!r}: use none or one of {BALANCED}")
+    return y
 
 
 def _positive_vector(v, n_classes: int, name: str) -> np.ndarray:

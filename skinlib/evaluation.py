@@ -35,10 +35,13 @@ def training_facts(record: dict | None) -> dict:
 def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds: float,
                    n_train: int, decision: str | None = None, probs_val=None, temperature=None,
                    record: dict | None = None, repeats: int = 1, write: bool = True,
-                   extra: dict | None = None, filename: str | None = None) -> dict:
+                   extra: dict | None = None, filename: str | None = None,
+                   priors=None) -> dict:
     """Evaluate test probabilities already computed.
 
     Args:
+        priors: the class priors the model was trained under
+            (:func:`skinlib.decision.training_priors`; default the training split's).
         temperature: the probabilities were tempered with it; the rule sees them untempered.
         record: the training record (its :func:`training_facts` join the dict).
         repeats: how many seeds stand behind the model's comparisons (recorded as ``repeats``).
@@ -49,7 +52,8 @@ def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds:
     test = session.frame("test")
     decision = decision or session.profile.decision
     val_y = session.frame("val")["label"].to_numpy() if probs_val is not None else None
-    params = rules.rule_params(decision, train_priors=session.priors(), y_val=val_y,
+    priors = session.priors() if priors is None else priors
+    params = rules.rule_params(decision, train_priors=priors, y_val=val_y,
                                probs_val=probs_val, temperature=temperature)
     result = metrics.evaluate(test["label"].to_numpy(), probs_test, session.classes,
                               groups=test["lesion_id"].to_numpy(),
@@ -82,8 +86,9 @@ def load_seed_probs(session, name: str, notebook: str, repeats: int) -> list[np.
 def evaluate_model(session, model, *, name: str, image_size, train_seconds: float,
                    n_train: int, decision: str | None = None, record: dict | None = None,
                    repeats: int = 1, write: bool = True, extra: dict | None = None,
-                   filename: str | None = None) -> tuple[dict, np.ndarray]:
-    """Predict the test split with ``model`` and evaluate it under its decision rule.
+                   filename: str | None = None, priors=None) -> tuple[dict, np.ndarray]:
+    """Predict the test split with ``model`` and evaluate it under its decision rule
+    (``priors``: as :func:`evaluate_probs`).
 
     Returns:
         ``(metrics dict, test probabilities)``.
@@ -96,17 +101,18 @@ def evaluate_model(session, model, *, name: str, image_size, train_seconds: floa
     result = evaluate_probs(session, probs, name=name, image_size=image_size,
                             train_seconds=train_seconds, n_train=n_train, decision=decision,
                             probs_val=probs_val, record=record, repeats=repeats, write=write,
-                            extra=extra, filename=filename)
+                            extra=extra, filename=filename, priors=priors)
     if write:  # the model card beside models/<name>.keras: rule, temperature, input check
         save_card(session, model, result, name)
     return result, probs
 
 
 def evaluate_seeds(session, runs: list[tuple], *, name: str, image_size, n_train: int,
-                   decision: str | None = None, write: bool = True, extra: dict | None = None
-                   ) -> tuple[dict, list[np.ndarray]]:
+                   decision: str | None = None, write: bool = True, extra: dict | None = None,
+                   priors=None) -> tuple[dict, list[np.ndarray]]:
     """Evaluate every seed of a model (``runs``: one ``(model, record)`` per seed, as
-    :func:`skinlib.training.cnn.train_cnn_seeds` returns them).
+    :func:`skinlib.training.cnn.train_cnn_seeds` returns them; ``priors``: as
+    :func:`evaluate_probs`).
 
     The first seed's figures are the model's row (``metrics/<name>.json`` with ``write``);
     ``seeds`` lists each seed's headline figures beside them, and every seed's test
@@ -120,7 +126,7 @@ def evaluate_seeds(session, runs: list[tuple], *, name: str, image_size, n_train
         res, pr = evaluate_model(session, model, name=repeat_name(name, r), image_size=image_size,
                                  train_seconds=record["train_seconds"], n_train=n_train,
                                  decision=decision, record=record, repeats=len(runs),
-                                 write=False, extra=extra)
+                                 write=False, extra=extra, priors=priors)
         results.append(res)
         probs.append(pr)
         if write:
@@ -141,8 +147,8 @@ def seed_summary(results: list[dict], runs: list[tuple]) -> dict:
     return out
 
 
-def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None, subset=None
-               ) -> dict[str, dict]:
+def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None, subset=None,
+               priors: dict | None = None) -> dict[str, dict]:
     """Paired lesion-level bootstrap of model ``b`` against each of ``others`` on the test split
     (``diff`` = b - other), one :func:`metrics.compare` dict per name, under the profile's
     :func:`skinlib.decision.comparison_rule` (recorded as ``decision``); each dict names its
@@ -156,10 +162,18 @@ def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None,
         temperature: b's probabilities were tempered with it, or a list (one per seed); the
             rule sees them untempered.
         subset: classes whose mean recall is compared too (``subset_recall``).
+        priors: model name -> the class priors it was trained under
+            (:func:`skinlib.decision.training_priors`); a model not named gets the training
+            split's.
     """
     test = session.frame("test")
     d = rules.comparison_rule(session.profile.decision)
-    priors = np.asarray(session.priors()) if d == "prior_corrected" else None
+    priors = priors or {}
+
+    def trained_under(name):
+        if d != "prior_corrected":
+            return None
+        return np.asarray(priors[name] if name in priors else session.priors())
     b = metrics.seed_list(probs_b, "probs_b")
     out = {}
     for name, probs_a in others.items():
@@ -168,7 +182,8 @@ def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None,
         t = temperature[:r] if isinstance(temperature, list | tuple) else temperature
         found = metrics.compare(test["label"].to_numpy(), a[:r], b[:r], session.classes,
                                 groups=test["lesion_id"].to_numpy(), decision_a=d,
-                                decision_b=d, priors=priors, temperature_b=t,
+                                decision_b=d, priors=trained_under(name),
+                                priors_b=trained_under(name_b), temperature_b=t,
                                 n_bootstrap=session.profile.n_bootstrap,
                                 seed=session.profile.seed, subset=subset,
                                 names=(name, name_b))
@@ -176,14 +191,16 @@ def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None,
     return out
 
 
-def pairwise(session, probs_by_name: dict, *, subset=None) -> dict[str, dict]:
+def pairwise(session, probs_by_name: dict, *, subset=None, priors: dict | None = None
+             ) -> dict[str, dict]:
     """Every model against every earlier one in ``probs_by_name`` (name -> test probabilities,
-    or one per seed): ``"<b>_vs_<a>"`` -> :func:`compare_to`'s dict with ``a`` and ``b`` named."""
+    or one per seed): ``"<b>_vs_<a>"`` -> :func:`compare_to`'s dict with ``a`` and ``b`` named
+    (``priors``: as :func:`compare_to`)."""
     names = list(probs_by_name)
     out = {}
     for j, b in enumerate(names[1:], start=1):
         found = compare_to(session, probs_by_name[b], {a: probs_by_name[a] for a in names[:j]},
-                           name_b=b, subset=subset)
+                           name_b=b, subset=subset, priors=priors)
         out.update({f"{b}_vs_{a}": c for a, c in found.items()})
     return out
 

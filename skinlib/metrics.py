@@ -630,7 +630,7 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
             decision_a: str = "argmax", decision_b: str = "argmax", priors=None,
             thresholds_a=None, thresholds_b=None, temperature_a=None, temperature_b=None,
             n_bootstrap: int = 1000, seed: int = 0, subset=None,
-            names: tuple[str, str] | None = None) -> dict:
+            names: tuple[str, str] | None = None, priors_b=None) -> dict:
     """Paired lesion-level bootstrap comparison of two models, over one or several seeds.
 
     Every resample draws the test lesions once and scores both models, every seed, on them: the
@@ -642,7 +642,8 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
         y_true_b, groups_b: when b is scored on *another* test set (the same model on a second
             split), its labels and lesions, resampled independently of a's.
         decision_*, priors, thresholds_*, temperature_*: each model's rule (:func:`evaluate`);
-            thresholds and temperatures may be lists (one per seed).
+            thresholds and temperatures may be lists (one per seed). ``priors_b``: b's training
+            priors where they differ from a's (``priors``), e.g. a class-weighted model's.
         names: the two models' names, recorded as the dict's ``a`` and ``b`` (what reports
             print).
 
@@ -664,7 +665,8 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
     arms = [_arm(y, seeds[k], classes, _set_keywords(y, classes, chosen), rule)
             for k, y, rule in (("a", y_a, dict(decision=decision_a, priors=priors,
                                                 thresholds=thresholds_a, temperature=temperature_a)),
-                               ("b", y_b, dict(decision=decision_b, priors=priors,
+                               ("b", y_b, dict(decision=decision_b,
+                                                priors=priors if priors_b is None else priors_b,
                                                 thresholds=thresholds_b, temperature=temperature_b)))]
     names = ["accuracy", "balanced_accuracy", "macro_auc", "macro_f1", "ece", "minority_recall"]
     names += ["mel_sensitivity_at_spec80"] if "mel" in classes else []

@@ -116,3 +116,16 @@ def test_temperature_never_changes_a_predicted_class(temperature):
     # the data can tell: told nothing, prior correction of tempered probabilities moves classes
     moved = decision.apply_decision(tempered, "prior_corrected", priors=priors)
     assert (moved != decision.apply_decision(p, "prior_corrected", priors=priors)).any()
+
+
+def test_balanced_training_is_corrected_once():
+    labels = np.array([0] * 80 + [1] * 15 + [2] * 5)
+    np.testing.assert_allclose(decision.training_priors(labels, 3), [0.8, 0.15, 0.05])
+    for balance in ("weights", "resample"):
+        uniform = decision.training_priors(labels, 3, balance)
+        np.testing.assert_allclose(uniform, [1 / 3] * 3)
+        probs = np.random.default_rng(0).dirichlet(np.ones(3), 50)
+        np.testing.assert_array_equal(  # prior correction to uniform priors is argmax
+            decision.apply_decision(probs, "prior_corrected", priors=uniform), probs.argmax(1))
+    with pytest.raises(ValueError, match="balance='smote'"):
+        decision.training_priors(labels, 3, "smote")

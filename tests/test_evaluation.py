@@ -79,3 +79,21 @@ def test_pairwise_over_seeds_and_its_printed_verdict(smoke):
     table = evaluation.comparison_table(comps)
     assert len(table) == 6 and table.loc[("good_vs_base", "balanced_accuracy"), "seeds"] == 2
     assert table.loc[("good_vs_base", "macro_auc"), "verdict"] == c["macro_auc"]["verdict"]
+
+
+def test_each_model_is_prior_corrected_with_the_priors_it_was_trained_under(smoke):
+    from skinlib import decision
+
+    probs = {"base": _probs(smoke, 20, 0.5), "weighted": _probs(smoke, 21, 0.5)}
+    uniform = decision.training_priors(smoke.frame("train")["label"], smoke.n_classes, "weights")
+    c = evaluation.pairwise(smoke, probs, priors={"weighted": uniform})["weighted_vs_base"]
+    y, groups = smoke.frame("test")["label"], smoke.frame("test")["lesion_id"]
+    direct = metrics.compare(y, probs["base"], probs["weighted"], smoke.classes, groups=groups,
+                             decision_a="prior_corrected", decision_b="argmax",
+                             priors=smoke.priors(), n_bootstrap=smoke.profile.n_bootstrap,
+                             seed=smoke.profile.seed)
+    assert c["balanced_accuracy"] == direct["balanced_accuracy"]
+    res = evaluation.evaluate_probs(smoke, probs["weighted"], name="w", image_size=(24, 32),
+                                    train_seconds=0.0, n_train=1, write=False, priors=uniform)
+    assert res["priors"] == pytest.approx(list(uniform))
+    assert res["balanced_accuracy"] == pytest.approx(res["balanced_accuracy_argmax"])
