@@ -642,10 +642,8 @@ def compare(y_true, probs_a, probs_b, classes, *, groups=None, y_true_b=None, gr
         y_true_b, groups_b: when b is scored on *another* test set (the same model on a second
             split), its labels and lesions, resampled independently of a's.
         decision_*, priors, thresholds_*, temperature_*: each model's rule (:func:`evaluate`);
-            thresholds and temperatures may be lists (one per seed). ``priors_b``: b's training
-            priors where they differ from a's (``priors``), e.g. a class-weighted model's.
-        names: the two models' names, recorded as the dict's ``a`` and ``b`` (what reports
-            print).
+            thresholds, temperatures may be lists (one per seed); ``priors_b``: b's own priors.
+        names: the two models' names, recorded as ``a`` and ``b`` (what reports print).
 
     Returns:
         metric -> ``a``, ``b`` (seed means), ``diff``, ``ci95``, ``significant`` (CI excludes

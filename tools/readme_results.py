@@ -40,7 +40,7 @@ FIGURES = [
     ("03_gan_vs_real", "GAN samples beside real images of the class and their nearest "
                        "training neighbours."),
     ("03_kid_vs_floor", "Each class's KID against the real-vs-real floor of the same sizes."),
-    ("04_per_class_recall", "Per-class recall of 04's three balancing arms beside the baseline."),
+    ("04_per_class_recall", "Per-class recall of 04's three balancing arms (first seed of each)."),
     ("07_cams_correct", "Grad-CAM overlays on correctly classified test images."),
     ("07_randomisation", "Grad-CAM after randomising the top layers: map similarity against the "
                          "null of two independently initialised models."),
@@ -108,6 +108,8 @@ def build(run_dir: str, commands: list[str], block: str | None = None) -> str:
         old.unlink()
     copied = []
     for name, caption in FIGURES:
+        if block and name.startswith("01_"):  # the data's figures: shown by the main block
+            continue
         hits = sorted(run.figures.glob(f"{name}*.png"))
         if hits:
             dst = out / f"{prefix}_{hits[0].name}"
