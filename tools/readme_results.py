@@ -75,15 +75,22 @@ def markers(block: str | None) -> tuple[str, str]:
 
 
 def _record(env: dict, commands: list[str], times: dict, block: str | None) -> dict:
-    """The run record (written to ``skinlib/run_records``); a block adds to the profile's."""
+    """The run record (written to ``skinlib/run_records``); a block adds to the profile's.
+
+    A block's notebooks that the main run lacks join ``seconds_per_notebook`` (what notebooks
+    print as their expected time); ``blocks[<block>]`` keeps its commands and those notebooks,
+    so writing the block again replaces them.
+    """
     device = env.get("device", "device not recorded")
     path = records_dir() / f"{env['profile']['name']}.json"
     if block and path.exists():
         record = json.loads(path.read_text())
-        new = {k: v for k, v in times.items() if k not in record["seconds_per_notebook"]}
-        record["seconds_per_notebook"].update(new)
-        record["commands"] += [f"{c}   # {block}: {', '.join(k[:2] for k in new)}"
-                               for c in commands]
+        blocks = record.setdefault("blocks", {})
+        earlier = set(blocks.get(block, {}).get("notebooks", []))
+        base = {k: v for k, v in record["seconds_per_notebook"].items() if k not in earlier}
+        new = {k: v for k, v in times.items() if k not in base}
+        blocks[block] = {"commands": commands, "notebooks": list(new)}
+        record["seconds_per_notebook"] = {**base, **new}
         record["total_minutes"] = round(sum(record["seconds_per_notebook"].values()) / 60, 1)
     else:
         record = {"commands": commands, "seconds_per_notebook": times,
