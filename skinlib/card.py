@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skinlib import decision, info
+from skinlib import decision, image_cache, info
 
 CARD_VERSION = 1
 HEADLINE = ("balanced_accuracy", "balanced_accuracy_argmax", "macro_auc", "accuracy",
@@ -50,6 +50,9 @@ class ModelCard:
     check: object = None  # skinlib.monitor.InputCheck, None without a reference
     reference: object = None  # skinlib.monitor.Features of the validation images
     data: dict | None = None  # the card JSON; None when the model has none
+    # how the model's training images were resized (skinlib.image_cache.RESIZE_METHODS):
+    # predict resizes new images the same way
+    resize: str = "area"
 
     @property
     def known(self) -> bool:
@@ -104,6 +107,7 @@ def build(session, model, result: dict, name: str) -> tuple[dict, dict]:
         "dataset": p.dataset, "classes": list(session.classes),
         "class_names": {c: info.class_names(p.dataset).get(c, c) for c in session.classes},
         "input_size": list(size),
+        "resize": image_cache.DEFAULT_RESIZE,
         "input": "RGB in [0, 255], resized to input_size (area averaging; bilinear "
                  "where a side grows); the model rescales itself",
         "decision": _rule(result),
@@ -153,7 +157,9 @@ def from_json(card: dict, arrays: dict | None) -> ModelCard:
     return ModelCard(classes=list(card["classes"]), rule=card["decision"],
                      temperature=card.get("temperature"),
                      training_priors=card.get("training_priors"),
-                     check=check, reference=reference, data=card)
+                     check=check, reference=reference, data=card,
+                     # cards written before the field existed: the antialiased resize of then
+                     resize=card.get("resize", "antialias"))
 
 
 def load(model_path, classes) -> tuple[ModelCard, str | None]:

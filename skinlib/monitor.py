@@ -129,11 +129,12 @@ def concat(parts: list[Features]) -> Features:
 
 
 def features(model, images, size, *, paths=None, x=None, batch_size: int = 64,
-             emb_model=None) -> Features:
+             emb_model=None, resize: str | None = None) -> Features:
     """Embeddings, probabilities and statistics of uint8 RGB images of any size.
 
-    Images are resized to ``size`` (h, w) as the input pipeline resizes them
-    (:func:`skinlib.predict.resize_for_model`) unless ``x``, the resized batch, is given.
+    Images are resized to ``size`` (h, w) as the model's training images were (``resize``: the
+    card's method; :func:`skinlib.predict.resize_for_model`) unless ``x``, the resized batch,
+    is given.
     """
     from skinlib.predict import resize_for_model
 
@@ -142,7 +143,7 @@ def features(model, images, size, *, paths=None, x=None, batch_size: int = 64,
         return Features()
     emb_model = emb_model or embedding_model(model)
     if x is None:
-        x = np.stack([resize_for_model(im, size) for im in images])
+        x = np.stack([resize_for_model(im, size, resize) for im in images])
     outs = [emb_model.predict_on_batch(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     emb, probs = (np.concatenate([o[j] for o in outs]) for j in (0, 1))
     return Features(list(paths) if paths is not None else [None] * len(images),
@@ -150,15 +151,16 @@ def features(model, images, size, *, paths=None, x=None, batch_size: int = 64,
                     np.asarray(probs, np.float64), np.stack([image_stats(im) for im in images]))
 
 
-def features_from_files(model, paths, size, *, chunk: int = 64, progress: bool = False
-                        ) -> Features:
+def features_from_files(model, paths, size, *, chunk: int = 64, progress: bool = False,
+                        resize: str | None = None) -> Features:
     """:func:`features` of image files, read in chunks; unreadable files are skipped and named."""
     from skinlib.predict import iter_chunks
 
     emb_model = embedding_model(model)
     parts = []
     for batch in iter_chunks(paths, chunk=chunk, progress=progress):
-        part = features(model, batch.images, size, paths=batch.paths, emb_model=emb_model)
+        part = features(model, batch.images, size, paths=batch.paths, emb_model=emb_model,
+                        resize=resize)
         part.skipped = batch.failed
         parts.append(part)
     return concat(parts)
@@ -456,7 +458,7 @@ def detection_rates(model, card, reference: Features, images, size, *, batch_siz
     for kind, strengths in (corruptions or CORRUPTIONS).items():
         for level, strength in enumerate(strengths, 1):
             pool = features(model, [corrupt(im, kind, strength) for im in images], size,
-                            emb_model=emb_model)
+                            emb_model=emb_model, resize=card.resize)
             res = trials(reference, pool, card, batch_size=batch_size, n_batches=n_batches,
                          seed=seed, **kwargs)
             rows.append({"corruption": kind, "level": level, "strength": strength,
@@ -491,7 +493,8 @@ def reference_features(predictor, run_dir) -> Features:
     keep = ("seed", "val_frac", "test_frac", "k_folds", "dataset")
     s = session_mod.start(env["profile"]["name"], env["data"], str(run.root),
                           {k: env["profile"][k] for k in keep}, quiet=True)
-    return features_from_files(predictor.model, s.frame("val")["path"].tolist(), predictor.size)
+    return features_from_files(predictor.model, s.frame("val")["path"].tolist(), predictor.size,
+                               resize=predictor.card.resize)
 
 
 def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha: float = 0.05,
@@ -512,7 +515,8 @@ def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha
     predictor = Predictor(model_path)
     reference = reference_features(predictor, reference_run)
     show = len(paths) > 20 if progress is None else progress
-    batch = features_from_files(predictor.model, paths, predictor.size, progress=show)
+    batch = features_from_files(predictor.model, paths, predictor.size, progress=show,
+                                resize=predictor.card.resize)
     if len(batch) < MIN_BATCH:
         raise ValueError(f"{data}: {len(batch)} readable image(s) ({len(batch.skipped)} "
                          f"unreadable): drift tests need at least {MIN_BATCH}")

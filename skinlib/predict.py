@@ -82,12 +82,13 @@ def read_image(path) -> np.ndarray:
     return decode_image(p.read_bytes(), str(p))
 
 
-def resize_for_model(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize as the image cache does for training (:func:`skinlib.image_cache.resize_uint8`,
-    its default method), to float32."""
-    from skinlib.image_cache import resize_uint8
+def resize_for_model(image: np.ndarray, size: tuple[int, int], method: str | None = None
+                     ) -> np.ndarray:
+    """Resize as the image cache does for training (:func:`skinlib.image_cache.resize_uint8`;
+    ``method``: the model card's ``resize``, default the cache's), to float32."""
+    from skinlib.image_cache import DEFAULT_RESIZE, resize_uint8
 
-    return resize_uint8(image, size).numpy().astype(np.float32)
+    return resize_uint8(image, size, method or DEFAULT_RESIZE).numpy().astype(np.float32)
 
 
 def collect_images(inputs) -> list[Path]:
@@ -197,7 +198,7 @@ class Predictor:
         """
         from skinlib import monitor
 
-        x = np.stack([resize_for_model(im, self.size) for im in images])
+        x = np.stack([resize_for_model(im, self.size, self.card.resize) for im in images])
         feats = monitor.features(self.model, images, self.size, paths=paths, x=x,
                                  emb_model=self.emb_model)
         check = (None if self.card.check is None else

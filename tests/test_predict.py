@@ -288,3 +288,24 @@ def test_predict_reproduces_notebook_02_on_the_smoke_run(smoke_run, tmp_path, ca
     facts = s.run.read_metrics("02_baseline_cnn")
     assert metrics.balanced_accuracy(s.frame("test")["label"], pred, 7) == \
         facts["balanced_accuracy"]
+
+
+def test_new_images_are_resized_as_the_models_training_images_were(tiny, files, tmp_path):
+    from skinlib.image_cache import resize_uint8
+
+    image = predict.read_image(files / "big.jpg")
+    assert json.loads((_model(tiny).with_suffix(".card.json")).read_text())["resize"] == "area"
+    got = {}
+    for method in ("area", "antialias", None):  # None: a card written before the field
+        folder = tmp_path / str(method)
+        folder.mkdir()
+        model = _copy_with_card(tiny, folder, resize=method)
+        if method is None:
+            card = json.loads((folder / "m.card.json").read_text())
+            del card["resize"]
+            (folder / "m.card.json").write_text(json.dumps(card))
+        p = predict.Predictor(model)
+        got[method] = p.classify([image])["x"][0]
+        want = resize_uint8(image, p.size, method or "antialias").numpy()
+        np.testing.assert_array_equal(got[method], want.astype(np.float32))
+    assert not np.array_equal(got["area"], got["antialias"])
