@@ -26,6 +26,14 @@ _NAMES = {"balanced_accuracy": "balanced accuracy", "macro_auc": "macro AUC", "e
           "mel_sensitivity_at_spec80": "melanoma sensitivity at 80% specificity"}
 
 
+def trained_under(session) -> np.ndarray:
+    """The class priors a model trained on the training split with the profile's balancing
+    learnt under (:func:`skinlib.decision.training_priors`): what ``prior_corrected`` divides by
+    unless a model says otherwise."""
+    return rules.training_priors(session.frame("train")["label"], session.n_classes,
+                                 session.profile.balance)
+
+
 def training_facts(record: dict | None) -> dict:
     """``epochs_run``, ``epochs_max`` and ``images_seen`` of a training record (None if it
     does not say: an older run, or no record)."""
@@ -41,7 +49,7 @@ def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds:
 
     Args:
         priors: the class priors the model was trained under
-            (:func:`skinlib.decision.training_priors`; default the training split's).
+            (:func:`skinlib.decision.training_priors`; default :func:`trained_under`).
         temperature: the probabilities were tempered with it; the rule sees them untempered.
         record: the training record (its :func:`training_facts` join the dict).
         repeats: how many seeds stand behind the model's comparisons (recorded as ``repeats``).
@@ -52,7 +60,7 @@ def evaluate_probs(session, probs_test, *, name: str, image_size, train_seconds:
     test = session.frame("test")
     decision = decision or session.profile.decision
     val_y = session.frame("val")["label"].to_numpy() if probs_val is not None else None
-    priors = session.priors() if priors is None else priors
+    priors = trained_under(session) if priors is None else priors
     params = rules.rule_params(decision, train_priors=priors, y_val=val_y,
                                probs_val=probs_val, temperature=temperature)
     result = metrics.evaluate(test["label"].to_numpy(), probs_test, session.classes,
@@ -163,17 +171,17 @@ def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None,
             rule sees them untempered.
         subset: classes whose mean recall is compared too (``subset_recall``).
         priors: model name -> the class priors it was trained under
-            (:func:`skinlib.decision.training_priors`); a model not named gets the training
-            split's.
+            (:func:`skinlib.decision.training_priors`); a model not named gets
+            :func:`trained_under`.
     """
     test = session.frame("test")
     d = rules.comparison_rule(session.profile.decision)
     priors = priors or {}
 
-    def trained_under(name):
+    def priors_of(name):
         if d != "prior_corrected":
             return None
-        return np.asarray(priors[name] if name in priors else session.priors())
+        return np.asarray(priors[name] if name in priors else trained_under(session))
     b = metrics.seed_list(probs_b, "probs_b")
     out = {}
     for name, probs_a in others.items():
@@ -182,8 +190,8 @@ def compare_to(session, probs_b, others: dict, *, name_b: str, temperature=None,
         t = temperature[:r] if isinstance(temperature, list | tuple) else temperature
         found = metrics.compare(test["label"].to_numpy(), a[:r], b[:r], session.classes,
                                 groups=test["lesion_id"].to_numpy(), decision_a=d,
-                                decision_b=d, priors=trained_under(name),
-                                priors_b=trained_under(name_b), temperature_b=t,
+                                decision_b=d, priors=priors_of(name),
+                                priors_b=priors_of(name_b), temperature_b=t,
                                 n_bootstrap=session.profile.n_bootstrap,
                                 seed=session.profile.seed, subset=subset,
                                 names=(name, name_b))

@@ -97,3 +97,15 @@ def test_each_model_is_prior_corrected_with_the_priors_it_was_trained_under(smok
                                     train_seconds=0.0, n_train=1, write=False, priors=uniform)
     assert res["priors"] == pytest.approx(list(uniform))
     assert res["balanced_accuracy"] == pytest.approx(res["balanced_accuracy_argmax"])
+
+
+def test_a_profile_that_balances_is_prior_corrected_once(tmp_path):
+    weighted = session.start("smoke", None, str(tmp_path), overrides={"balance": "weights"},
+                             quiet=True)
+    np.testing.assert_allclose(evaluation.trained_under(weighted),
+                               [1 / weighted.n_classes] * weighted.n_classes)
+    res = evaluation.evaluate_probs(weighted, _probs(weighted, 5, 0.5), name="w",
+                                    image_size=(24, 32), train_seconds=0.0, n_train=1,
+                                    write=False)
+    assert res["decision"] == "prior_corrected"
+    assert res["balanced_accuracy"] == pytest.approx(res["balanced_accuracy_argmax"])
