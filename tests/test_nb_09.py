@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import notebook_ok
+from scipy.stats import binomtest
 
 from skinlib import monitor
 
@@ -18,7 +19,12 @@ def test_drift_monitor_notebook(smoke_run):
     ind = facts["in_distribution"]
     assert ind["n_batches"] >= 20 and len(ind["p_values"]) == ind["n_batches"]
     assert ind["false_alarm_rate"] == np.mean(np.asarray(ind["p_values"]) < facts["alpha"])
-    assert ind["false_alarm_rate"] <= 0.05
+    # in-distribution batches flag at most as often as the level promises: with 20 batches at
+    # alpha = 0.05, 2 alarms happen by chance one time in four, so the test is that the count
+    # is not significantly above alpha (the real-data goal of <= 5% is measured in 09's run)
+    alarms = int(round(ind["false_alarm_rate"] * ind["n_batches"]))
+    above = binomtest(alarms, ind["n_batches"], facts["alpha"], alternative="greater")
+    assert above.pvalue > 0.01, (alarms, ind["n_batches"])
     rows = facts["corruptions"]
     assert {(r["corruption"], r["strength"]) for r in rows} == {
         (k, s) for k, strengths in monitor.CORRUPTIONS.items() for s in strengths}
