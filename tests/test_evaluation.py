@@ -55,6 +55,15 @@ def test_tempered_model_decides_as_the_untempered_one(smoke):
         assert tempered["temperature"] == t
 
 
+def _direct(s, probs_a, probs_b, decision_b):
+    """metrics.compare of b against a prior-corrected a, on the session's test lesions."""
+    test = s.frame("test")
+    return metrics.compare(test["label"], probs_a, probs_b, s.classes, groups=test["lesion_id"],
+                           decision_a="prior_corrected", decision_b=decision_b,
+                           priors=s.priors(), n_bootstrap=s.profile.n_bootstrap,
+                           seed=s.profile.seed)
+
+
 def test_pairwise_over_seeds_and_its_printed_verdict(smoke):
     probs = {"base": [_probs(smoke, 10, 0.5), _probs(smoke, 11, 0.5)],
              "good": [_probs(smoke, 12, 4.0), _probs(smoke, 13, 4.0)],
@@ -63,11 +72,7 @@ def test_pairwise_over_seeds_and_its_printed_verdict(smoke):
     assert list(comps) == ["good_vs_base", "one_seed_vs_base", "one_seed_vs_good"]
     c = comps["good_vs_base"]
     assert (c["a"], c["b"], c["repeats"], c["bootstrap"]["unit"]) == ("base", "good", 2, "lesion")
-    y, groups = smoke.frame("test")["label"], smoke.frame("test")["lesion_id"]
-    direct = metrics.compare(y, probs["base"], probs["good"], smoke.classes, groups=groups,
-                             decision_a="prior_corrected", decision_b="prior_corrected",
-                             priors=smoke.priors(), n_bootstrap=smoke.profile.n_bootstrap,
-                             seed=smoke.profile.seed)
+    direct = _direct(smoke, probs["base"], probs["good"], "prior_corrected")
     assert c["balanced_accuracy"] == direct["balanced_accuracy"]
     assert comps["one_seed_vs_base"]["repeats"] == 1  # as many seeds as both have
     ba = c["balanced_accuracy"]
@@ -87,11 +92,7 @@ def test_each_model_is_prior_corrected_with_the_priors_it_was_trained_under(smok
     probs = {"base": _probs(smoke, 20, 0.5), "weighted": _probs(smoke, 21, 0.5)}
     uniform = decision.training_priors(smoke.frame("train")["label"], smoke.n_classes, "weights")
     c = evaluation.pairwise(smoke, probs, priors={"weighted": uniform})["weighted_vs_base"]
-    y, groups = smoke.frame("test")["label"], smoke.frame("test")["lesion_id"]
-    direct = metrics.compare(y, probs["base"], probs["weighted"], smoke.classes, groups=groups,
-                             decision_a="prior_corrected", decision_b="argmax",
-                             priors=smoke.priors(), n_bootstrap=smoke.profile.n_bootstrap,
-                             seed=smoke.profile.seed)
+    direct = _direct(smoke, probs["base"], probs["weighted"], "argmax")
     assert c["balanced_accuracy"] == direct["balanced_accuracy"]
     res = evaluation.evaluate_probs(smoke, probs["weighted"], name="w", image_size=(24, 32),
                                     train_seconds=0.0, n_train=1, write=False, priors=uniform)
