@@ -52,7 +52,7 @@ class ModelCard:
     data: dict | None = None  # the card JSON; None when the model has none
     # how the model's training images were resized (skinlib.image_cache.RESIZE_METHODS):
     # predict resizes new images the same way
-    resize: str = "area"
+    resize: str = image_cache.DEFAULT_RESIZE
 
     @property
     def known(self) -> bool:
