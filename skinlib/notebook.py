@@ -48,7 +48,9 @@ def time_estimate(name: str, profile: str) -> str:
     secs = (rec or {}).get("seconds_per_notebook", {}).get(name)
     if secs is None:
         return f"no measured {profile} run of {name} is recorded yet"
-    return (f"{_minutes(secs)} in the recorded {profile} run on {rec['machine']}"
+    changed = rec.get("settings") or {}
+    with_ = (" with " + ", ".join(f"{k}={v!r}" for k, v in changed.items())) if changed else ""
+    return (f"{_minutes(secs)} in the recorded {profile} run{with_} on {rec['machine']}"
             f" ({rec.get('device', 'CPU only')})")
 
 

@@ -116,6 +116,49 @@ class RunDir:
         """Write ``logs/run_times.json``."""
         return self.write_record("logs/run_times.json", seconds)
 
+    def add_execution(self, name: str, seconds: float, status: str = "ok") -> Path:
+        """Append one notebook execution to ``logs/run_history.jsonl`` (one JSON line each)."""
+        import datetime
+
+        path = self.inside("logs", "run_history.jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = {"notebook": name, "seconds": round(float(seconds), 1), "status": status,
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds")}
+        with path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        return path
+
+    def run_history(self) -> list[dict]:
+        """Every recorded execution in this folder, oldest first ([] if none)."""
+        path = self.inside("logs", "run_history.jsonl")
+        if not path.exists():
+            return []
+        out = []
+        for i, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}, line {i}: not JSON ({err.msg})") from err
+        return out
+
+    def work_times(self) -> dict[str, float]:
+        """Seconds of each notebook's longest successful execution in this folder.
+
+        A notebook run again loads the models its first execution trained and takes a fraction
+        of the time, so the last execution (``run_times``) understates what the notebook costs;
+        the longest one is the execution that did the work. Notebooks the history lacks (folders
+        from before it) keep their ``run_times`` figure.
+        """
+        times = dict(self.run_times())
+        best: dict[str, float] = {}
+        for ex in self.run_history():
+            if ex.get("status", "ok") == "ok":
+                best[ex["notebook"]] = max(best.get(ex["notebook"], 0.0), ex["seconds"])
+        times.update(best)
+        return times
+
     # --- metrics JSON -------------------------------------------------------------------
 
     def write_metrics(self, name: str, obj: dict, *, kind: str) -> Path:

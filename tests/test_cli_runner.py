@@ -43,6 +43,8 @@ def test_failure_names_notebook_cell_and_error(tmp_path, monkeypatch):
     assert "cell [" in res.message and str(tmp_path / "run" / "notebooks") in res.message
     assert "02_baseline_cnn" not in res.seconds  # the series stopped
     assert RunDir(tmp_path / "run").run_times() == res.seconds
+    assert [(e["notebook"], e["status"]) for e in RunDir(tmp_path / "run").run_history()] == [
+        ("01_eda", "failed")]
 
 
 def test_data_check_cli_json(fake_root, capsys):

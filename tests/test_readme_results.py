@@ -65,3 +65,21 @@ def test_a_second_block_adds_its_notebooks_to_the_run_record(tmp_path, monkeypat
     assert readme_results.markers("sep") == ("<!-- results-sep:start -->",
                                              "<!-- results-sep:end -->")
     assert readme_results.markers(None) == (readme_results.START, readme_results.END)
+
+
+def test_the_run_record_names_the_fields_a_run_changed(tmp_path, monkeypatch):
+    """A run made with ``--set`` says so in the README and in every notebook's header time."""
+    import json
+
+    from skinlib import notebook
+    from skinlib.config import get_profile
+
+    used = json.loads(json.dumps(get_profile("quick", cnn_arch="sep", repeats=3).to_dict()))
+    assert readme_results.settings(used) == {"cnn_arch": "sep", "repeats": 3}
+    monkeypatch.setattr(readme_results, "records_dir", lambda: tmp_path)
+    env = {"profile": used, "versions": {"tensorflow": "x"}, "catalog_sha256": "h"}
+    rec = readme_results._record(env, ["run"], {"02_baseline_cnn": 600.0}, None)
+    assert rec["settings"] == {"cnn_arch": "sep", "repeats": 3}
+    monkeypatch.setattr(notebook, "run_record", lambda profile: rec)
+    line = notebook.time_estimate("02_baseline_cnn", "quick")
+    assert line.startswith("10.0 min in the recorded quick run with cnn_arch='sep', repeats=3")

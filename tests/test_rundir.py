@@ -96,3 +96,19 @@ def test_records_and_run_times(run):
     run.write_arrays("models/gan/mel/samples.npz", compressed=True, **arrays)
     back = run.read_arrays("models/gan/mel/samples.npz", "03")
     assert set(back) == {"a", "b"} and all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_work_times_are_the_longest_successful_execution(run):
+    """A notebook run again loads its models and is quick: the README and the notebooks'
+    headers must report the execution that trained them, not the last one."""
+    run.write_run_times({"01_eda": 20.0, "02_baseline_cnn": 30.0, "07_gradcam": 25.0})
+    run.add_execution("02_baseline_cnn", 900.0)
+    run.add_execution("02_baseline_cnn", 1200.0, "failed")  # a failed try did not finish
+    run.add_execution("02_baseline_cnn", 30.0)
+    run.add_execution("07_gradcam", 25.0)
+    assert [e["notebook"] for e in run.run_history()] == ["02_baseline_cnn"] * 3 + ["07_gradcam"]
+    assert run.work_times() == {"01_eda": 20.0, "02_baseline_cnn": 900.0, "07_gradcam": 25.0}
+    with open(run.inside("logs", "run_history.jsonl"), "a") as f:
+        f.write("{not json\n")
+    with pytest.raises(ValueError, match="run_history.jsonl, line 5"):
+        run.run_history()

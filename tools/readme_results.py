@@ -74,6 +74,14 @@ def markers(block: str | None) -> tuple[str, str]:
     return f"<!-- results-{block}:start -->", f"<!-- results-{block}:end -->"
 
 
+def settings(used: dict) -> dict:
+    """The profile fields a run changed (``--set``) from its profile's defaults."""
+    from skinlib.config import get_profile
+
+    default = json.loads(json.dumps(get_profile(used["name"]).to_dict()))
+    return {k: v for k, v in used.items() if k in default and default[k] != v}
+
+
 def _record(env: dict, commands: list[str], times: dict, block: str | None) -> dict:
     """The run record (written to ``skinlib/run_records``); a block adds to the profile's.
 
@@ -95,6 +103,7 @@ def _record(env: dict, commands: list[str], times: dict, block: str | None) -> d
     else:
         record = {"commands": commands, "seconds_per_notebook": times,
                   "total_minutes": round(sum(times.values()) / 60, 1),
+                  "settings": settings(env["profile"]),
                   "machine": _machine(device), "device": device, "versions": env["versions"],
                   "catalog_sha256": env["catalog_sha256"]}
     records_dir().mkdir(exist_ok=True)
@@ -110,7 +119,7 @@ def build(run_dir: str, commands: list[str], block: str | None = None) -> str:
     env = run.read_record("logs/environment.json")
     profile = env["profile"]["name"]
     prefix = block or profile
-    times = run.run_times()
+    times = run.work_times()
     for old in out.glob(f"{prefix}_*.png"):  # never show a figure of an earlier run
         old.unlink()
     copied = []
@@ -143,9 +152,12 @@ def build(run_dir: str, commands: list[str], block: str | None = None) -> str:
              summary_md, "",
              "Wall time per notebook (minutes): " + ", ".join(
                  f"{k[:2]} {v / 60:.1f}" for k, v in times.items())
-             + f"; total {total} min (each notebook's last execution in the "
-             "folder: one that loaded models trained by an earlier execution is quicker; the "
-             "table's `train s` column is the training time).", ""]
+             + f"; total {total} min (each notebook's longest execution in the folder, the one "
+             "that trained its models; an execution that loads them again is quicker; the "
+             "table's `train s` column is the training time alone)."
+             + (f" Profile fields changed from {profile}'s defaults: "
+                + ", ".join(f"`{k}={v!r}`" for k, v in record["settings"].items()) + "."
+                if record.get("settings") else ""), ""]
     if leak_path.exists():
         exp = run.read_metrics("12_leakage")
         lines += ["Leakage check (notebook 12): the same CNN on an image-level split vs the "
