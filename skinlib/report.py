@@ -69,11 +69,16 @@ def _headline(models: dict[str, dict], prefix: str) -> str:
     return table[keep].to_html(index=False, escape=True)
 
 
-def _section(run: RunDir, name: str, statuses: dict, models: dict) -> str:
+def _section(run: RunDir, name: str, statuses: dict, models: dict,
+             work: dict | None = None) -> str:
     status, seconds, message = _status(run, name, statuses)
+    longest = (work or {}).get(name)
     parts = [f"<section id='nb{name[:2]}'><h2>{html.escape(name)}</h2>",
              f"<p>status: <b class='{status.replace(' ', '')}'>{status}</b>"
-             + (f"; wall time {seconds / 60:.1f} min" if seconds is not None else "") + "</p>"]
+             + (f"; wall time {seconds / 60:.1f} min" if seconds is not None else "")
+             + (f" (longest execution in this folder, the one that trained its models: "
+                f"{longest / 60:.1f} min)" if seconds is not None and longest
+                and longest > seconds else "") + "</p>"]
     if message:
         parts.append(f"<pre>{html.escape(message)}</pre>")
     executed = run.notebooks / f"{name}.ipynb"
@@ -118,9 +123,10 @@ def write_index(run_dir, notebooks, statuses: dict | None = None) -> Path:
     facts = (f"<p>profile <b>{html.escape(str(env.get('profile', {}).get('name', '?')))}</b>, "
              f"data {html.escape(str(env.get('data', '?')))}, "
              f"{env.get('n_images', '?')} images. Results: 95% CIs in brackets.</p>")
+    work = run.work_times()
     body = (f"<h1>skinlib run: {html.escape(run.root.name)}</h1>{facts}<p>{toc}</p>"
             f"<h2>Results</h2>{table}"
-            + "".join(_section(run, n, statuses, models) for n in notebooks))
+            + "".join(_section(run, n, statuses, models, work) for n in notebooks))
     path = run.root / "index.html"
     path.write_text(_page(f"skinlib run {run.root.name}", body))
     return path

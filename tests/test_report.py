@@ -68,3 +68,14 @@ def test_index_links_resolve_and_show_results(tmp_path):
     assert "hello from 02" in (run.root / "html" / "02_baseline_cnn.html").read_text()
     with Image.open(run.root / "html" / "thumbs" / "02_roc.png") as im:
         assert im.width == report.THUMB_WIDTH
+
+
+def test_index_says_when_an_earlier_execution_did_the_work(tmp_path):
+    """A re-run that loaded 02's models took 90 s; the execution that trained them, 900 s."""
+    run = _fake_run(tmp_path)
+    run.add_execution("02_baseline_cnn", 900.0)
+    run.add_execution("02_baseline_cnn", 90.0)
+    text = report.write_index(run, ["01_eda", "02_baseline_cnn"]).read_text()
+    assert "wall time 1.5 min (longest execution in this folder, the one that trained its " \
+           "models: 15.0 min)" in text
+    assert text.count("longest execution") == 1  # 01 ran once
