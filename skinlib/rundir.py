@@ -117,9 +117,11 @@ class RunDir:
         return self.write_record("logs/run_times.json", seconds)
 
     def add_execution(self, name: str, seconds: float, status: str = "ok") -> Path:
-        """Append one notebook execution to ``logs/run_history.jsonl`` (one JSON line each)."""
+        """Record one notebook execution: its time becomes the notebook's last in
+        ``logs/run_times.json``, and a line is appended to ``logs/run_history.jsonl``."""
         import datetime
 
+        self.write_run_times({**self.run_times(), name: round(float(seconds), 1)})
         path = self.inside("logs", "run_history.jsonl")
         path.parent.mkdir(parents=True, exist_ok=True)
         line = {"notebook": name, "seconds": round(float(seconds), 1), "status": status,

@@ -113,7 +113,6 @@ def run_series(profile: str = "smoke", *, data: str | None = None, only=None,
                             "seconds": round(time.perf_counter() - t0, 1),
                             **({"message": message} if message else {})}
             seconds[name] = status[name]["seconds"]
-            run.write_run_times(seconds)
             run.add_execution(name, seconds[name], status[name]["status"])
             run.write_record("logs/run_status.json", status)
             if message:
