@@ -119,7 +119,7 @@ def build(run_dir: str, commands: list[str], block: str | None = None) -> str:
     env = run.read_record("logs/environment.json")
     profile = env["profile"]["name"]
     prefix = block or profile
-    times = run.work_times()
+    times = dict(sorted(run.work_times().items()))  # series order
     for old in out.glob(f"{prefix}_*.png"):  # never show a figure of an earlier run
         old.unlink()
     copied = []
