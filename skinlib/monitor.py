@@ -493,8 +493,7 @@ def reference_features(predictor, run_dir) -> Features:
     keep = ("seed", "val_frac", "test_frac", "k_folds", "dataset")
     s = session_mod.start(env["profile"]["name"], env["data"], str(run.root),
                           {k: env["profile"][k] for k in keep}, quiet=True)
-    return features_from_files(predictor.model, s.frame("val")["path"].tolist(), predictor.size,
-                               resize=predictor.card.resize)
+    return predictor.file_features(s.frame("val")["path"].tolist())
 
 
 def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha: float = 0.05,
@@ -515,8 +514,7 @@ def monitor_folder(model_path, reference_run, data, *, n_perm: int = 2000, alpha
     predictor = Predictor(model_path)
     reference = reference_features(predictor, reference_run)
     show = len(paths) > 20 if progress is None else progress
-    batch = features_from_files(predictor.model, paths, predictor.size, progress=show,
-                                resize=predictor.card.resize)
+    batch = predictor.file_features(paths, progress=show)
     if len(batch) < MIN_BATCH:
         raise ValueError(f"{data}: {len(batch)} readable image(s) ({len(batch.skipped)} "
                          f"unreadable): drift tests need at least {MIN_BATCH}")

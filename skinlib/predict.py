@@ -207,6 +207,22 @@ class Predictor:
                 "decided": self.card.decide(feats.probs), "argmax": feats.probs.argmax(axis=1),
                 "check": check}
 
+    def features(self, images, paths=None):
+        """:class:`skinlib.monitor.Features` of uint8 images, resized as this model's training
+        images were (its card's ``resize``)."""
+        from skinlib import monitor
+
+        return monitor.features(self.model, images, self.size, paths=paths,
+                                emb_model=self.emb_model, resize=self.card.resize)
+
+    def file_features(self, paths, *, progress: bool = False):
+        """:class:`skinlib.monitor.Features` of image files, read in chunks (unreadable files
+        are counted in ``skipped``), resized as :meth:`features` does."""
+        from skinlib import monitor
+
+        return monitor.features_from_files(self.model, paths, self.size, progress=progress,
+                                           resize=self.card.resize)
+
     def gradcam(self, x, classes, images) -> list[np.ndarray]:
         """Grad-CAM overlays (uint8 RGB at each image's own size) for the given classes."""
         from skinlib import explain
