@@ -65,6 +65,9 @@ class Profile:
     image_size: tuple[int, int] = (96, 128)
     batch_size: int = 32
     augment: bool = True
+    # where training augments: pipeline (tf.data on the CPU) | model (uint8 batches to the
+    # device, augmented there) | auto (model when a GPU is visible)
+    augment_on: str = "auto"
     balance: str = "weights"  # weights | resample | none
     # --- baseline CNN (notebook 02) ---------------------------------------------------
     cnn_arch: str = "seed"  # seed (3 blocks + Flatten + Dense 512) | gap | gap1 | narrow | sep (GAP)

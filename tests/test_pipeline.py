@@ -253,45 +253,111 @@ def test_augment_layer(tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+def test_affine_warp_matches_tensorflows_projective_transform():
+    """The XLA-compilable warp gives TensorFlow's own op's pixels (reflect fill, bilinear) for
+    rotations, zooms, flips and shifts far outside the image."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (16, 24, 32, 3)).astype("float32")
+    angle, scale = rng.uniform(-np.pi, np.pi, 16), rng.uniform(0.5, 1.5, 16)
+    flip = np.where(rng.uniform(size=16) < 0.5, -1.0, 1.0)
+    cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
+    affine = np.stack([cos * flip, -sin, rng.uniform(-60, 60, 16), sin * flip, cos,
+                       rng.uniform(-60, 60, 16)], axis=1).astype("float32")
+    ref = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=np.pad(affine, [[0, 0], [0, 2]]), output_shape=[24, 32],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT").numpy()
+    warped = pipeline.affine_warp(tf.constant(x), tf.constant(affine)).numpy()
+    np.testing.assert_allclose(warped, ref, atol=0.05)
+    same = np.tile([[1, 0, 0, 0, 1, 0]], (16, 1)).astype("float32")
+    np.testing.assert_allclose(pipeline.affine_warp(tf.constant(x), same).numpy(), x, atol=1e-4)
+
+
+def test_augmentation_compiles_under_xla():
+    """The in-model augmentation runs inside an XLA-compiled step (a GPU compiles every model
+    with XLA), with the same pixels as without XLA; the pipeline's warp op cannot."""
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(1).integers(0, 256, (4, 12, 16, 3)).astype("uint8"))
+    affine = tf.constant([[0.9, 0.2, 1.0, -0.2, 0.9, 2.0]] * 4)
+    graph = tf.function(lambda a: pipeline.affine_warp(tf.cast(a, tf.float32), affine))
+    xla = tf.function(lambda a: pipeline.affine_warp(tf.cast(a, tf.float32), affine),
+                      jit_compile=True)
+    np.testing.assert_allclose(xla(x).numpy(), graph(x).numpy(), atol=1e-3)
+    seed = tf.constant([3, 4], tf.int64)
+    out = tf.function(lambda a: pipeline.augment_batch(a, seed, xla=True), jit_compile=True)(x)
+    assert out.dtype == tf.float32 and out.shape == x.shape
+    with pytest.raises(tf.errors.InvalidArgumentError, match="ImageProjectiveTransformV3"):
+        tf.function(lambda a: pipeline.augment_batch(a, seed), jit_compile=True)(x)
+
+
+def test_with_augment_is_flat_and_trains_the_original_model():
+    """The wrapped model is one flat functional model (Grad-CAM tools need that) whose layers
+    are the original's: training it trains the model that gets saved, without the layer."""
+    import tensorflow as tf
+
+    from skinlib.models.cnn import build_cnn
+
+    model = build_cnn((24, 32), 3, arch="gap1")
+    wrapped = pipeline.with_augment(model, seed=5)
+    assert isinstance(wrapped.layers[1], pipeline.Augment)
+    assert all(a is b for a, b in zip(wrapped.layers[2:], model.layers[1:]))
+    x = np.random.default_rng(2).integers(0, 256, (8, 24, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0),
+                               model.predict(x.astype("float32"), verbose=0), rtol=1e-5)
+    wrapped.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=True)
+    before = model.get_weights()[0].copy()
+    wrapped.fit(tf.data.Dataset.from_tensors((x, np.arange(8) % 3)).repeat(2), verbose=0)
+    assert not np.allclose(before, model.get_weights()[0])
+    with pytest.raises(ValueError, match="which input is the image"):
+        import keras
+        a, b = keras.Input((4, 4, 3), name="left"), keras.Input((4, 4, 3), name="right")
+        pipeline.with_augment(keras.Model([a, b], keras.layers.Add()([a, b])))
+
+
 STRATEGY_SCRIPT = """
 import json, sys
+import keras
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from skinlib import data, pipeline
-from skinlib.models.cnn import build_cnn
-frame = data.load_local(sys.argv[1]).iloc[:64]
+from skinlib import pipeline, session
+from skinlib.training import fit
+from skinlib.training.cnn import train_cnn
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-ds = pipeline.make_dataset(frame, image_size=(24, 32), batch_size=16, training=True,
-                           output="uint8", cache_dir=sys.argv[2], progress=False)
-with strategy.scope():
-    model = pipeline.with_augment(build_cnn((24, 32), 7, arch="gap1"), seed=0)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-hist = model.fit(ds, epochs=2, verbose=0)
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": hist.history["loss"],
-                  "input_dtype": model.inputs[0].dtype}))
+fit.get_strategy = lambda: strategy  # what a two-GPU machine gets
+s = session.start("smoke", sys.argv[1], sys.argv[2], {"augment_on": "model", "epochs": 2},
+                  quiet=True)
+inputs = fit.training_inputs(s.frame("train"), s.profile, n_classes=s.n_classes,
+                             val_frame=s.frame("val"))
+model, record = train_cnn(s, "two_devices")
+saved = keras.models.load_model(s.run.models / "two_devices.keras")
+print(json.dumps({"replicas": model.distribute_strategy.num_replicas_in_sync,
+                  "batch_dtype": inputs.train_ds.element_spec[0].dtype.name,
+                  "augment_seed": inputs.augment_seed, "loss": record["history"]["loss"],
+                  "saved_layers": [type(layer).__name__ for layer in saved.layers]}))
 """
 
 
-def test_uint8_batches_train_under_a_two_device_strategy(fake_root, tmp_path):
-    """The GPU path on the CPU: MirroredStrategy over two logical devices, uint8 batches,
-    augmentation inside the model (a subprocess: logical devices are set once per process).
-
-    Not with ``steps_per_execution`` > 1: under MirroredStrategy that fails in TF 2.21 /
-    Keras 3.15 ("You must feed a value for placeholder tensor"); it works on one device.
-    """
+def test_trainer_uses_uint8_batches_and_a_two_device_strategy(fake_root, tmp_path):
+    """The GPU path on the CPU: the CNN trainer under MirroredStrategy over two logical
+    devices, uint8 batches, augmentation inside the trained model, the saved model without it
+    (a subprocess: logical devices are set once per process)."""
     import json
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, "-c", STRATEGY_SCRIPT, str(fake_root), str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([sys.executable, "-c", STRATEGY_SCRIPT, str(fake_root),
+                           str(tmp_path / "run")], capture_output=True, text=True, env=env,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["replicas"] == 2 and out["input_dtype"] == "uint8"
+    assert out["replicas"] == 2 and out["batch_dtype"] == "uint8" and out["augment_seed"] == 42
     assert len(out["loss"]) == 2 and all(np.isfinite(out["loss"]))
+    assert out["saved_layers"][1] == "Rescaling" and "Augment" not in out["saved_layers"]
 
 
 def test_predictions_read_the_cache_training_filled(catalog, tmp_path, decodes, monkeypatch):

@@ -181,3 +181,56 @@ def test_training_inputs_follow_the_balance_mode(fake_root, tmp_path):
     assert resampled.class_weight is None and resampled.steps_per_epoch == n_batches
     x, _ = next(iter(resampled.train_ds))
     assert tuple(x.shape[1:3]) == (16, 16)
+
+
+def test_augmentation_goes_where_the_profile_says(fake_root, tmp_path, monkeypatch):
+    """``augment_on``: the pipeline augments float32 batches on a CPU (auto), or the batches
+    stay uint8 and ``fit`` augments inside the model; a bad value is named."""
+    import keras
+
+    from skinlib import session
+    from skinlib.models.cnn import build_cnn
+    from skinlib.pipeline import Augment
+
+    s = session.start("smoke", str(fake_root), str(tmp_path / "run"), quiet=True)
+    tr, va = s.frame("train"), s.frame("val")
+    assert fit.augment_place(s.profile) == "pipeline"  # this machine has no GPU
+    auto = fit.training_inputs(tr, s.profile, n_classes=s.n_classes, val_frame=va)
+    assert auto.augment_seed is None and auto.train_ds.element_spec[0].dtype.name == "float32"
+    p = s.profile.replace(augment_on="model")
+    inputs = fit.training_inputs(tr, p, n_classes=s.n_classes, val_frame=va, seed=7)
+    assert inputs.augment_seed == 7
+    assert {ds.element_spec[0].dtype.name for ds in (inputs.train_ds, inputs.val_ds)} == {"uint8"}
+    assert fit.augment_place(p.replace(augment=False)) == "pipeline"
+    with pytest.raises(ValueError, match="augment_on='gpu'"):
+        fit.augment_place(p.replace(augment_on="gpu"))
+    model = build_cnn(tuple(p.image_size), s.n_classes, arch="gap1")
+    trained = []
+    spy = fit.trained_model
+    monkeypatch.setattr(fit, "trained_model", lambda m, seed: trained.append(spy(m, seed)) or
+                        trained[-1])
+    model, rec = fit.fit(model, **inputs._asdict(), run=s.run, name="in_model", epochs=2,
+                         patience=9, verbose=0)
+    assert isinstance(trained[0].layers[1], Augment) and trained[0].layers[1].seed == 7
+    saved = keras.models.load_model(s.run.models / "in_model.keras")
+    assert rec["epochs_run"] == 2 and [type(x).__name__ for x in saved.layers][:2] == [
+        "InputLayer", "Rescaling"]
+    x, _ = next(iter(inputs.val_ds))
+    np.testing.assert_allclose(saved.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_steps_per_execution_and_precision_on_a_cpu():
+    """On a CPU: one step per call and float32 models (mixed precision measured slower there);
+    ``build_scope(mixed=True)`` builds float16 compute with a float32 softmax."""
+    from skinlib.models.cnn import build_cnn
+
+    with fit.build_scope():
+        plain = build_cnn((16, 16), 3, arch="gap1")
+    with fit.build_scope(mixed=True):
+        mixed = build_cnn((16, 16), 3, arch="gap1")
+    assert fit.steps_per_execution(plain) == 1 and plain.dtype_policy.name == "float32"
+    assert mixed.get_layer("block1_conv1").compute_dtype == "float16"
+    assert mixed.output.dtype == "float32"
+    import keras
+    assert keras.mixed_precision.dtype_policy().name == "float32"  # restored

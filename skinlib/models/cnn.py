@@ -9,10 +9,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHS = ("seed", "gap", "gap1", "narrow", "sep")
+ARCHS = ("seed", "gap", "gap1", "narrow", "sep", "sep2")
 # widths of the convolution blocks of the global-average-pooling architectures
 WIDTHS = {"gap": (32, 64, 128, 256), "gap1": (32, 64, 128, 256), "narrow": (16, 32, 64, 128),
-          "sep": (32, 64, 128, 256)}
+          "sep": (32, 64, 128, 256), "sep2": (32, 64, 128, 256)}
 
 
 def _conv_block(x, filters: int, dropout: float, name: str, convs: int = 1,
@@ -45,18 +45,13 @@ def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed"
             blocks of two convolutions (32/64/128/256), global average pooling, softmax: fewer
             parameters and better on small images; ``gap1`` — ``gap`` with one convolution a
             block: a third of the multiply-adds, 2.67x the training images/s of gap on this CPU;
-            ``narrow`` — ``gap1`` at half the width (16/32/64/128): a quarter of its
-            multiply-adds, about 2.4x its training images/s at 48x64 on a 2-core CPU, but in
-            the one quick run on HAM10000 (16 epochs, 2 seeds) its balanced accuracy was 0.380
-            and 0.474 against gap1's 0.590 (22 epochs): kept to be measured, not the default;
-            ``sep`` — ``gap1``'s widths and grid, but the first convolution has stride 2 (no
-            full-resolution feature map: the memory-bound BatchNorm/ReLU/pooling there cost as
-            much as the convolutions) and blocks 2-4 are depthwise-separable (a depthwise 3x3
-            and a pointwise 1x1, as in MobileNet): every block after the first ends on the
-            same grid as in ``gap1``. About 2.9x gap1's training speed on a 2-core CPU (22
-            epochs in 368 s against 1,061 s) but in the quick run on HAM10000 its balanced
-            accuracy was 0.486 and 0.464 (2 seeds) against gap1's 0.590, macro AUC 0.906 and
-            0.907 against 0.916: a measured option for short runs, not quick's default.
+            ``narrow`` — ``gap1`` at half the width (16/32/64/128); ``sep`` — ``gap1``'s widths
+            and grid, but the first convolution has stride 2 (no full-resolution feature map,
+            whose memory-bound BatchNorm/ReLU/pooling cost as much as the convolutions) and
+            blocks 2-4 are depthwise-separable (a depthwise 3x3 and a pointwise 1x1, as in
+            MobileNet); ``sep2`` — ``sep`` with two separable convolutions in each of blocks
+            2-4 (as in Xception). The README's Speed section has each one's training speed
+            and its balanced accuracy on HAM10000.
         dropout: dropout after each block (the head uses twice this, at most 0.5).
         dense_units: width of the seed head's dense layer.
         l2: L2 weight decay on the dense layers.
@@ -76,10 +71,11 @@ def build_cnn(image_size: tuple[int, int], n_classes: int, *, arch: str = "seed"
     else:
         for i, f in enumerate(WIDTHS[arch]):
             x = _conv_block(x, f, dropout if i < 3 else 0.0, f"block{i + 1}",
-                            convs=2 if arch == "gap" else 1, separable=arch == "sep" and i > 0,
-                            stride=2 if arch == "sep" and i == 0 else 1)
+                            convs=2 if arch == "gap" or (arch == "sep2" and i > 0) else 1,
+                            separable=arch in ("sep", "sep2") and i > 0,
+                            stride=2 if arch in ("sep", "sep2") and i == 0 else 1)
         x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(min(0.5, 2 * dropout), name="head_drop")(x)
     outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg,
-                           name="probs")(x)
+                           dtype="float32", name="probs")(x)
     return keras.Model(inputs, outputs, name=f"cnn_{arch}")

@@ -118,7 +118,7 @@ def build_expert_model(discriminators: dict[str, keras.Model], image_size: tuple
     h = layers.Dense(dense_units, activation="relu", kernel_regularizer=reg, name="fused_dense")(h)
     h = layers.Dropout(dropout, name="fused_drop")(h)
     outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=reg,
-                           name="probs")(h)
+                           dtype="float32", name="probs")(h)
     return keras.Model(inputs, outputs, name="class_experts")
 
 

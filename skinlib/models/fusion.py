@@ -35,5 +35,5 @@ def build_fusion(image_size: tuple[int, int], n_meta: int, n_classes: int, *, ar
     m = layers.Dense(meta_units, name="meta_dense")(meta)
     m = layers.ReLU(name="meta_relu")(m)
     x = layers.Concatenate(name="fusion")([image_features, m])
-    outputs = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probs")(x)
     return keras.Model({"image": cnn.input, "meta": meta}, outputs, name=f"fusion_{arch}")

@@ -17,12 +17,12 @@ itself is :mod:`skinlib.training.transfer`.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from skinlib import pretrained
+from skinlib.models import mixed_policy
 
 WEIGHTS_ENV = "SKINLIB_RESNET50_WEIGHTS"
 NOTOP_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -72,20 +72,6 @@ def _no_imagenet_message() -> str:
             f"not in the Keras cache: download {NOTOP_FILE} elsewhere and pass its path with "
             f"--set transfer_weights=PATH or ${WEIGHTS_ENV}=PATH, or use "
             "--set transfer_weights=none to train from scratch")
-
-
-@contextmanager
-def _policy(mixed: bool):
-    """Build layers under ``mixed_float16`` (GPU only) and restore the previous policy."""
-    import keras
-
-    before = keras.mixed_precision.dtype_policy()
-    if mixed:
-        keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(before)
 
 
 def _load_base_weights(model, weights: str, image_size) -> None:
@@ -139,7 +125,7 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         mixed_precision = bool(tf.config.list_physical_devices("GPU"))
     if weights not in (None, "imagenet"):
         weights = _existing(str(weights), "weights")
-    with _policy(mixed_precision):
+    with mixed_policy(mixed_precision):
         inputs = keras.Input((*image_size, 3), name="image")
         pre = layers.Dense(3, trainable=False, dtype="float32", name=PREPROCESS_LAYER)
         x = pre(inputs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from skinlib.models.cnn import build_cnn
-from skinlib.training.fit import (budget, epoch_images, fit, get_strategy, repeat_name,
+from skinlib.training.fit import (budget, build_scope, epoch_images, fit, repeat_name,
                                  repeat_seed, set_seed, training_inputs)
 
 
@@ -38,7 +38,7 @@ def train_cnn(session, name: str, train_frame: pd.DataFrame | None = None, *,
     inputs = training_inputs(frame, p, n_classes=session.n_classes, image_size=size,
                              balance=balance, seed=seed,
                              val_frame=session.frame("val") if val_frame is None else val_frame)
-    with get_strategy().scope():
+    with build_scope():
         model = build_cnn(size, session.n_classes, arch=arch or p.cnn_arch)
     epochs = epochs or p.epochs
     model, record = fit(model, **inputs._asdict(), run=session.run, name=name, epochs=epochs,

@@ -14,6 +14,7 @@ import importlib.util
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +57,46 @@ def get_strategy():
     if len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def gpu_visible() -> bool:
+    """Whether TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+@contextmanager
+def build_scope(mixed: bool | None = None):
+    """Where every trainer builds its model: the device strategy's scope and, on a GPU
+    (``mixed=None``), Keras's ``mixed_float16`` policy (:func:`skinlib.models.mixed_policy`).
+
+    A CPU keeps float32: ``bench train`` measured ``mixed_bfloat16`` 3.9x to 11x slower than
+    float32 on this project's 2-core CPU (README, Speed).
+    """
+    from skinlib.models import mixed_policy
+
+    with get_strategy().scope(), mixed_policy(gpu_visible() if mixed is None else mixed):
+        yield
+
+
+AUGMENT_PLACES = ("auto", "pipeline", "model")
+
+
+def augment_place(profile) -> str:
+    """Where training augments its images: ``pipeline`` (CPU threads of ``tf.data``, float32
+    batches) or ``model`` (uint8 batches, :func:`skinlib.pipeline.with_augment` on the model's
+    device). The profile's ``augment_on="auto"`` picks ``model`` when a GPU is visible and
+    ``pipeline`` on a CPU, where the in-model augmentation measured slower (README, Speed).
+    Without augmentation it is ``pipeline`` (nothing to place)."""
+    where = profile.augment_on
+    if where not in AUGMENT_PLACES:
+        raise ValueError(f"augment_on={where!r}: use one of {AUGMENT_PLACES}")
+    if not profile.augment:
+        return "pipeline"
+    if where == "auto":
+        return "model" if gpu_visible() else "pipeline"
+    return where
 
 
 def device_summary() -> str:
@@ -114,6 +155,7 @@ class TrainingInputs(NamedTuple):
     val_ds: object
     class_weight: dict[int, float] | None
     steps_per_epoch: int | None
+    augment_seed: int | None = None  # set: uint8 batches, fit augments inside the model
 
 
 def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: pd.DataFrame,
@@ -126,18 +168,24 @@ def training_inputs(frame: pd.DataFrame, profile, *, n_classes: int, val_frame: 
         profile: batch size, augmentation, balance, image size and seed come from it.
         image_size, balance, seed: override the profile's values. ``balance="weights"`` gives
             class weights, ``"resample"`` an endless class-balanced dataset and its steps.
+
+    Where :func:`augment_place` says ``model``, both datasets yield uint8 batches and
+    ``augment_seed`` tells :func:`fit` to augment inside the model.
     """
     from skinlib.pipeline import make_dataset, steps_per_epoch
 
     balance = balance or profile.balance
     size = tuple(image_size or profile.image_size)
+    seed = profile.seed if seed is None else int(seed)
+    in_model = augment_place(profile) == "model"
+    output = "uint8" if in_model else "float32"
     train_ds = make_dataset(frame, image_size=size, batch_size=profile.batch_size, training=True,
                             augment=profile.augment, balance=balance, n_classes=n_classes,
-                            seed=profile.seed if seed is None else seed)
-    val_ds = make_dataset(val_frame, image_size=size, batch_size=profile.batch_size)
+                            seed=seed, output=output)
+    val_ds = make_dataset(val_frame, image_size=size, batch_size=profile.batch_size, output=output)
     weights = class_weights(frame["label"], n_classes) if balance == "weights" else None
     steps = steps_per_epoch(frame, profile.batch_size) if balance == "resample" else None
-    return TrainingInputs(train_ds, val_ds, weights, steps)
+    return TrainingInputs(train_ds, val_ds, weights, steps, seed if in_model else None)
 
 
 def epoch_images(frame: pd.DataFrame, inputs: TrainingInputs, batch_size: int) -> int:
@@ -209,16 +257,32 @@ def callbacks(run, name: str, *, patience: int, schedule: str = "plateau",
     return cbs
 
 
+SMALL_MODEL_PARAMS = 5_000_000  # below this, a GPU step is short: run several per call
+
+
+def steps_per_execution(model) -> int:
+    """Training steps per call into the compiled function: 16 for a small model on one GPU
+    (its step is shorter than the call overhead), else 1 (a CPU, a large model, or several
+    replicas, where Keras 3.15 / TF 2.21 fails with more than one)."""
+    if not gpu_visible() or model.distribute_strategy.num_replicas_in_sync > 1:
+        return 1
+    return 16 if model.count_params() < SMALL_MODEL_PARAMS else 1
+
+
 def compile_model(model, learning_rate) -> None:
     """Compile a classifier (Adam, sparse cross-entropy, accuracy) under its device strategy.
 
-    ``learning_rate`` is a number or a Keras schedule.
+    ``learning_rate`` is a number or a Keras schedule. ``jit_compile`` stays Keras's
+    ``"auto"``: XLA on a GPU (every model's layers compile, :class:`~skinlib.pipeline.Augment`
+    included), none on a CPU, where ``bench train`` measured it 4x to 13x slower. A model built
+    under ``mixed_float16`` gets Keras's loss scaling.
     """
     import keras
 
     with model.distribute_strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      steps_per_execution=steps_per_execution(model))
 
 
 def is_done(run, name: str) -> bool:
@@ -249,12 +313,19 @@ def _record_path(run, name: str) -> str:
 
 
 def _finish(model, run, name: str, seconds: float, resumed: bool) -> dict:
-    """Keep the best epoch's weights, save the model and write the "done" record."""
+    """Keep the best epoch's weights, save the model and write the "done" record.
+
+    The best checkpoint may hold an :class:`~skinlib.pipeline.Augment` layer in front of
+    ``model``'s (:func:`trained_model`); it has no weights, so the lists match.
+    """
     import keras
+
+    from skinlib.pipeline import Augment
 
     p = paths(run, name)
     if p["best"].exists():  # the best epoch by validation loss, whatever stopped training
-        model.set_weights(keras.models.load_model(p["best"]).get_weights())
+        best = keras.models.load_model(p["best"], custom_objects={"Augment": Augment})
+        model.set_weights(best.get_weights())
     model.save(p["model"])
     history = pd.read_csv(p["history"]).to_dict(orient="list") if p["history"].exists() else {}
     record = {"name": name, "history": history, "train_seconds": round(seconds, 2),
@@ -263,11 +334,29 @@ def _finish(model, run, name: str, seconds: float, resumed: bool) -> dict:
     return record
 
 
+def trained_model(model, augment_seed: int | None):
+    """What :func:`fit` trains: ``model`` itself, or (``augment_seed`` set) ``model`` behind an
+    :class:`~skinlib.pipeline.Augment` layer that shares its layers, built under the same
+    strategy and precision. ``model`` is what gets saved either way."""
+    from skinlib.models import mixed_policy
+    from skinlib.pipeline import Augment, with_augment
+
+    if augment_seed is None or any(isinstance(layer, Augment) for layer in model.layers):
+        return model
+    with model.distribute_strategy.scope(), \
+            mixed_policy(model.dtype_policy.name == "mixed_float16"):
+        return with_augment(model, seed=augment_seed)
+
+
 def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
         learning_rate: float = 1e-3, class_weight: dict | None = None,
         steps_per_epoch: int | None = None, schedule: str = "plateau", force: bool = False,
-        verbose: int = 2) -> tuple[object, dict]:
+        augment_seed: int | None = None, verbose: int = 2) -> tuple[object, dict]:
     """Compile and train a classifier, or load it if this run folder already trained it.
+
+    ``augment_seed`` (from :func:`training_inputs` when :func:`augment_place` is ``model``):
+    the datasets yield uint8 batches and the augmentation runs inside the trained model
+    (:func:`trained_model`); the saved model is ``model`` without it.
 
     Returns:
         ``(model, record)``; the record holds ``history`` (metric -> list), ``train_seconds``,
@@ -285,11 +374,13 @@ def fit(model, train_ds, val_ds, *, run, name: str, epochs: int, patience: int,
         p["history"].unlink(missing_ok=True)
         shutil.rmtree(p["tensorboard"], ignore_errors=True)
     cbs = callbacks(run, name, patience=patience, schedule=schedule)  # checks ``schedule``
-    compile_model(model, cosine_lr(learning_rate, epochs, epoch_steps(train_ds, steps_per_epoch))
-                  if schedule == "cosine" else learning_rate)
+    lr = (cosine_lr(learning_rate, epochs, epoch_steps(train_ds, steps_per_epoch))
+          if schedule == "cosine" else learning_rate)
+    trained = trained_model(model, augment_seed)
+    compile_model(trained, lr)
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-              shuffle=False, class_weight=class_weight, verbose=verbose, callbacks=cbs)
+    trained.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                shuffle=False, class_weight=class_weight, verbose=verbose, callbacks=cbs)
     return model, _finish(model, run, name, time.perf_counter() - start, resumed)
 
 

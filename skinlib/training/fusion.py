@@ -13,12 +13,12 @@ import pandas as pd
 
 from skinlib.metadata import MetaEncoder
 from skinlib.models.fusion import build_fusion
-from skinlib.training.fit import budget, class_weights, fit, get_strategy
+from skinlib.training.fit import augment_place, budget, build_scope, class_weights, fit
 
 
 def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_size: int,
                    training: bool = False, augment: bool = True, seed: int = 0,
-                   cache: bool = True):
+                   cache: bool = True, output: str = "float32"):
     """A batched ``tf.data`` dataset of ``({"image", "meta"}, label)`` for a catalog frame.
 
     Args:
@@ -27,6 +27,8 @@ def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_s
             :func:`skinlib.pipeline.make_dataset`; otherwise keep the frame's order.
         cache: read the images from the decoded-image cache (``make_dataset``); ``False``
             decodes them on every pass.
+        output: ``float32`` (augmented here when training) or ``uint8`` (never augmented
+            here: the model augments, :func:`skinlib.training.fit.trained_model`).
     """
     import tensorflow as tf
 
@@ -49,13 +51,14 @@ def fusion_dataset(frame: pd.DataFrame, meta: np.ndarray, *, image_size, batch_s
     if training:
         ds = ds.shuffle(min(len(frame), 20000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if training and augment:
+    if training and augment and output == "float32":
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda b, sd: ({"image": augment_batch(b[0], sd), "meta": b[1]}, b[2]),
             num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
-        ds = ds.map(lambda x, m, y: ({"image": tf.cast(x, tf.float32), "meta": m}, y),
+        dtype = tf.float32 if output == "float32" else tf.uint8
+        ds = ds.map(lambda x, m, y: ({"image": tf.cast(x, dtype), "meta": m}, y),
                     num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
@@ -89,13 +92,14 @@ def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
     encoder = MetaEncoder.fit(train)
     session.run.write_record(encoder_path(name), encoder.to_dict())
     size = tuple(p.image_size)
+    in_model = augment_place(p) == "model"
 
     def data(frame, training):
         return fusion_dataset(frame, encoder.transform(frame), image_size=size,
                               batch_size=p.batch_size, training=training, augment=p.augment,
-                              seed=p.seed)
+                              seed=p.seed, output="uint8" if in_model else "float32")
 
-    with get_strategy().scope():
+    with build_scope():
         model = build_fusion(size, len(encoder.feature_names), session.n_classes,
                              arch=arch or p.cnn_arch)
     weights = class_weights(train["label"], session.n_classes) if balance == "weights" else None
@@ -103,7 +107,8 @@ def train_fusion(session, name: str, *, train_frame: pd.DataFrame | None = None,
     model, record = fit(model, data(train, True), data(val, False), run=session.run, name=name,
                         epochs=epochs, patience=p.patience,
                         learning_rate=p.learning_rate, class_weight=weights,
-                        schedule=schedule or p.lr_schedule, force=session.force, verbose=verbose)
+                        schedule=schedule or p.lr_schedule, force=session.force,
+                        augment_seed=p.seed if in_model else None, verbose=verbose)
     # one epoch shows the training frame once (no re-sampling here)
     return model, {**record, **budget(record, epochs_max=epochs, images_per_epoch=len(train))}, \
         encoder

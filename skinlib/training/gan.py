@@ -114,7 +114,8 @@ def _real_images(images: np.ndarray, batch: int, seed: int):
 
 def _build_gan(size: int, latent_dim: int, filters: int, diffaugment, seed: int,
                run_eagerly: bool):
-    """A compiled DCGAN, built under the device strategy."""
+    """A compiled DCGAN, built under the device strategy, in float32 on every device: its own
+    two-optimizer train step has no loss scaling, which ``mixed_float16`` would need."""
     from skinlib.models import dcgan
 
     with get_strategy().scope():

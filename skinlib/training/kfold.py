@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from skinlib.training.fit import budget, epoch_images, fit, get_strategy, predict_probs, set_seed
+from skinlib.training.fit import budget, build_scope, epoch_images, fit, predict_probs, set_seed
 from skinlib.training.fit import stage_history, training_inputs
 
 HOLDOUTS = ("val", "none")
@@ -70,7 +70,7 @@ def _train_fold(session, k: int, tr, held, build_model, unfreeze, *, prefix: str
     per_epoch = epoch_images(tr, inputs, p.batch_size)
     common = dict(**inputs._asdict(), run=session.run, patience=p.patience,
                   schedule=p.lr_schedule, force=session.force, verbose=verbose)
-    with get_strategy().scope():
+    with build_scope():
         model = build_model()
     name = f"{prefix}_fold{k}"
     model, rec = fit(model, name=name, epochs=epochs, learning_rate=p.learning_rate, **common)

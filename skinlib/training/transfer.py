@@ -12,7 +12,7 @@ Every stage uses balanced class weights and ReduceLROnPlateau, whatever the prof
 from __future__ import annotations
 
 from skinlib.models.transfer import build_resnet50, set_stage
-from skinlib.training.fit import (budget, fit, get_strategy, repeat_name, repeat_seed, set_seed,
+from skinlib.training.fit import (budget, build_scope, fit, repeat_name, repeat_seed, set_seed,
                                   training_inputs)
 
 TRANSFER_NAME = "06_resnet50"  # model file, metrics file and table row with pretrained weights
@@ -48,7 +48,7 @@ def train_transfer(session, *, weights="imagenet", image_size=None, epochs1: int
     common = dict(**inputs._asdict(), run=session.run, patience=p.patience, schedule="plateau",
                   force=session.force, verbose=verbose)
     epochs1, epochs2 = epochs1 or p.transfer_epochs_stage1, epochs2 or p.transfer_epochs_stage2
-    with get_strategy().scope():
+    with build_scope():
         model = build_resnet50(size, session.n_classes, weights=weights)
     n = len(session.frame("train"))  # balance="weights": one epoch shows the frame once
     if weights is None:
