@@ -453,9 +453,25 @@ def memory_batches(shape, batch_size: int, n_classes: int = 7, seed: int = 0):
     return tf.data.Dataset.from_tensors((x, y)).repeat()
 
 
+def _timed_fits(model, data, steps: int, batch_size: int) -> float:
+    """Images/s of one ``fit`` of ``steps`` steps."""
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def _rate_summary(rates: list[float], steps: int, first: float) -> dict:
+    """Median images/s of the repeats with their range, as in ``bench pipeline``."""
+    return {"images_per_s": round(float(np.median(rates)), 1),
+            "images_per_s_range": [round(min(rates), 1), round(max(rates), 1)],
+            "repeats": len(rates), "steps": steps, "first_steps_s": round(first, 2)}
+
+
 def train_rate(build, data, *, mode: str, steps: int, batch_size: int,
-               precision: str = "float32", steps_per_execution: int = 1) -> dict:
-    """Training images/s of ``build()`` fed by ``data`` (an endless dataset) in one mode.
+               precision: str = "float32", steps_per_execution: int = 1,
+               repeats: int = 3) -> dict:
+    """Training images/s of ``build()`` fed by ``data`` (an endless dataset) in one mode: the
+    median of ``repeats`` timed runs of ``steps`` steps, with their range.
 
     Two warm-up steps (tracing, XLA compilation) are timed apart as ``first_steps_s``.
     """
@@ -471,38 +487,56 @@ def train_rate(build, data, *, mode: str, steps: int, batch_size: int,
         start = time.perf_counter()
         model.fit(data, epochs=1, steps_per_epoch=2 * steps_per_execution, verbose=0)
         first = time.perf_counter() - start
-        start = time.perf_counter()
-        model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-        seconds = time.perf_counter() - start
+        rates = [_timed_fits(model, data, steps, batch_size) for _ in range(max(1, repeats))]
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return {"images_per_s": round(steps * batch_size / seconds, 1), "seconds": round(seconds, 3),
-            "steps": steps, "first_steps_s": round(first, 2)}
+    return _rate_summary(rates, steps, first)
 
 
 def _share(memory: dict, fed: dict) -> float | None:
-    """The input-bound share of a step: 1 - (images/s fed by the pipeline) / (in memory)."""
-    a, b = memory.get("images_per_s"), fed.get("images_per_s")
+    """The input-bound share of a step: 1 - (images/s fed by the pipeline) / (in memory),
+    from each feed's fastest run where there are several: a shared machine's slow spells
+    (on this project's 2-core CPU, runs at exactly half speed) then move neither figure."""
+    def best(r):
+        return (r.get("images_per_s_range") or [None, r.get("images_per_s")])[1]
+    a, b = best(memory), best(fed)
     return round(max(0.0, 1.0 - b / a), 3) if a and b else None
 
 
-def _fed_rates(build, shape, batch_size: int, frame, p, steps: int, cache_dir) -> dict:
-    """The model fed by the real pipeline (warm cache): augmentation in the pipeline (float32),
-    and uint8 batches with the augmentation inside the model (:func:`with_augment`)."""
+def _fed_rates(build, shape, batch_size: int, frame, p, steps: int, cache_dir,
+               repeats: int = 3) -> dict:
+    """One float32 graph model fed three ways, the timed runs interleaved (memory, pipeline,
+    uint8, memory, ...) so that a slow spell of a shared machine hits all three alike:
+    in-memory batches (``memory``), the real pipeline with augmentation on the CPU
+    (``pipeline``), uint8 batches augmented inside the model (``pipeline_uint8_model_augment``,
+    :func:`skinlib.pipeline.with_augment`, which shares the model's layers)."""
+    import keras
+
     from skinlib.pipeline import make_dataset, with_augment
 
     common = dict(image_size=shape, batch_size=batch_size, training=True, augment=p.augment,
                   seed=p.seed, cache_dir=cache_dir, progress=False)
-    float_ds = make_dataset(frame, **common).repeat()
-    uint8_ds = make_dataset(frame, output="uint8", **common).repeat()
-    kw = dict(mode="graph", steps=steps, batch_size=batch_size)
-    return {"pipeline": _guard(lambda: train_rate(build, float_ds, **kw)),
-            "pipeline_uint8_model_augment": _guard(lambda: train_rate(
-                lambda: with_augment(build(), seed=p.seed), uint8_ds, **kw))}
+    keras.backend.clear_session()
+    model = build()
+    feeds = {"memory": (model, memory_batches(shape, batch_size)),
+             "pipeline": (model, make_dataset(frame, **common).repeat()),
+             "pipeline_uint8_model_augment": (with_augment(model, seed=p.seed), make_dataset(
+                 frame, output="uint8", **common).repeat())}
+    first, rates = {}, {name: [] for name in feeds}
+    for name, (m, data) in feeds.items():
+        if not m.compiled:
+            _compile(m, "graph")
+        start = time.perf_counter()
+        m.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+        first[name] = time.perf_counter() - start
+    for _ in range(max(1, repeats)):
+        for name, (m, data) in feeds.items():
+            rates[name].append(_timed_fits(m, data, steps, batch_size))
+    return {name: _rate_summary(rates[name], steps, first[name]) for name in feeds}
 
 
 def _model_rates(build, shape, batch_size: int, *, steps: int, modes, precisions,
-                 steps_per_execution: int, gan: bool) -> dict:
+                 steps_per_execution: int, gan: bool, repeats: int = 3) -> dict:
     """Images/s of one model on in-memory batches in each precision and mode."""
     data = memory_batches(shape, batch_size)
     if gan:  # the DCGAN trains on real images in [-1, 1], no labels
@@ -512,7 +546,7 @@ def _model_rates(build, shape, batch_size: int, *, steps: int, modes, precisions
         for mode in modes:
             out[f"{precision}_{mode}"] = _guard(lambda: train_rate(
                 build, data, mode=mode, steps=steps, batch_size=batch_size,
-                precision=precision, steps_per_execution=steps_per_execution))
+                precision=precision, steps_per_execution=steps_per_execution, repeats=repeats))
     return out
 
 
@@ -528,7 +562,7 @@ def _bench_frame(data: str | None, n: int, tmp: Path):
 
 def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
                 modes=MODES, precisions=None, cnn_archs=None, data: str | None = None,
-                steps_per_execution: int = 1) -> dict:
+                steps_per_execution: int = 1, repeats: int = 3) -> dict:
     """Training images/s of each model of the series at its profile size, side by side.
 
     Args:
@@ -538,13 +572,17 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
         cnn_archs: CNN architectures to compare (default the profile's, ``gap``, ``gap1``).
         data: dataset the pipeline-fed runs read (default a fake dataset of the same sizes).
         steps_per_execution: Keras ``steps_per_execution`` of the in-memory runs.
+        repeats: timed runs of ``steps`` steps per figure (the median is reported, with the
+            range); the input-bound share compares the pipeline-fed and in-memory runs of one
+            model, interleaved.
 
     Returns:
         ``{"profile", "steps", "precisions", "machine", "results": {model: {"image_size",
         "batch_size", "<precision>_<mode>": {...}, "pipeline": {...},
-        "pipeline_uint8_model_augment": {...}, "input_bound_share", ...}}}``; the pipeline-fed
-        figures are float32 graph, against ``float32_graph`` (the DCGAN trains from an
-        in-memory array, so it has none).
+        "memory": {...}, "pipeline_uint8_model_augment": {...}, "input_bound_share", ...}}}``;
+        the pipeline-fed figures are float32 graph, against ``memory`` (the same model on
+        in-memory batches, timed in turn with them; the DCGAN trains from an in-memory array,
+        so it has none).
     """
     from skinlib.config import get_profile
 
@@ -553,8 +591,9 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
     archs = list(dict.fromkeys(cnn_archs or (p.cnn_arch, "gap", "gap1")))
     runs = [(f"cnn_{a}" if m == "cnn" else m, m, a if m == "cnn" else None)
             for m in models for a in (archs if m == "cnn" else [None])]
-    out = {"profile": p.name, "steps": steps, "steps_per_execution": steps_per_execution,
-           "precisions": list(precisions), "machine": machine(), "results": {}}
+    out = {"profile": p.name, "steps": steps, "repeats": repeats,
+           "steps_per_execution": steps_per_execution, "precisions": list(precisions),
+           "machine": machine(), "results": {}}
     with tempfile.TemporaryDirectory(prefix="skinlib_bench_train_") as tmp:
         frame = _bench_frame(data, max(256, 2 * p.batch_size), Path(tmp))
         for name, model, arch in runs:
@@ -562,12 +601,14 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
             res = {"image_size": list(shape), "batch_size": bs}
             res.update(_model_rates(build, shape, bs, steps=steps, modes=modes,
                                     precisions=precisions, gan=name == "dcgan",
-                                    steps_per_execution=steps_per_execution))
+                                    steps_per_execution=steps_per_execution, repeats=repeats))
             if name != "dcgan":
-                res.update(_fed_rates(build, shape, bs, frame, p, steps, Path(tmp) / "cache"))
-                res["input_bound_share"] = _share(res.get("float32_graph", {}), res["pipeline"])
-                res["input_bound_share_uint8"] = _share(res.get("float32_graph", {}),
-                                                        res["pipeline_uint8_model_augment"])
+                fed = _guard(lambda: _fed_rates(build, shape, bs, frame, p, steps,
+                                                Path(tmp) / "cache", repeats))
+                res.update(fed if "error" not in fed else {"pipeline": fed})
+                res["input_bound_share"] = _share(res.get("memory", {}), res["pipeline"])
+                res["input_bound_share_uint8"] = _share(
+                    res.get("memory", {}), res.get("pipeline_uint8_model_augment", {}))
             out["results"][name] = res
     return out
 

@@ -66,6 +66,8 @@ def _add_bench(sub) -> None:
     bt = bsub.add_parser("train", help="training images/s of every model the series trains")
     bt.add_argument("--profile", choices=PROFILES, default="quick")
     bt.add_argument("--steps", type=int, default=20)
+    bt.add_argument("--repeats", type=int, default=3,
+                    help="timed runs per figure: the median is reported, with the range")
     bt.add_argument("--model", action="append", choices=TRAIN_MODELS, default=None,
                     help="a model to time (repeat the flag; default: all)")
     bt.add_argument("--arch", action="append", default=None,
@@ -175,10 +177,10 @@ def _cmd_bench(a) -> int:
         report = predict.bench(a.model, n=a.n, repeats=a.repeats)
         print(predict.format_bench(report))
     else:  # argparse admits only pipeline and train
-        if a.steps < 1:
-            raise ValueError(f"--steps {a.steps}: give at least 1 step")
+        if a.steps < 1 or a.repeats < 1:
+            raise ValueError(f"--steps {a.steps} --repeats {a.repeats}: give at least 1 of each")
         report = bench.bench_train(a.profile, steps=a.steps, models=a.model or bench.TRAIN_MODELS,
-                                   cnn_archs=a.arch, data=a.data)
+                                   cnn_archs=a.arch, data=a.data, repeats=a.repeats)
         print(bench.format_train(report))
     if a.json:  # a file the user named, not a run-folder artifact
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

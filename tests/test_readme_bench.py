@@ -8,20 +8,25 @@ import readme_bench  # noqa: E402
 
 
 def test_table_has_a_row_per_model_and_the_input_bound_share():
-    report = {"precisions": ["float32", "mixed_bfloat16"], "steps": 20,
+    report = {"precisions": ["float32", "mixed_bfloat16"], "steps": 20, "repeats": 3,
               "machine": {"cpus": 2, "memory_gb": 23.4, "gpu": "no GPU", "tensorflow": "2.21"},
               "results": {"cnn_gap1": {"image_size": [48, 64], "batch_size": 64,
                                        "float32_graph": {"images_per_s": 190.4},
                                        "float32_xla": {"error": "XlaError: no"},
                                        "mixed_bfloat16_graph": {"images_per_s": 80.0},
-                                       "pipeline": {"images_per_s": 180.0},
+                                       "memory": {"images_per_s": 191.0,
+                                                  "images_per_s_range": [185.2, 199.9]},
+                                       "pipeline": {"images_per_s": 180.0,
+                                                    "images_per_s_range": [150.0, 181.0]},
                                        "input_bound_share": 0.055},
                           "dcgan": {"image_size": [64, 64], "batch_size": 32,
                                     "float32_graph": {"images_per_s": 1234.0}}}}
     text = readme_bench.section(report, "python -m skinlib bench train")
     rows = [line for line in text.splitlines() if line.startswith("| `")]
-    assert rows[0] == ("| `cnn_gap1` | 48x64 | 64 | 190 | error: XlaError | 80 | - | 180 | 6% |")
-    assert rows[1] == "| `dcgan` | 64x64 | 32 | 1,234 | - | - | - | - | - |"
+    assert rows[0] == ("| `cnn_gap1` | 48x64 | 64 | 190 | error: XlaError | 80 | - | "
+                       "191 (185-200) | 180 (150-181) | 6% |")
+    assert rows[1] == "| `dcgan` | 64x64 | 32 | 1,234 | - | - | - | - | - | - |"
+    assert "median training images/s of 3 timed runs of 20 steps" in text
     assert text.startswith(readme_bench.START) and text.endswith(readme_bench.END)
     assert "2 CPU cores, 23.4 GB, no GPU" in text
 

@@ -47,13 +47,13 @@ def table(report: dict) -> str:
     input-bound share of the step."""
     runs = [f"{p}_{m}" for p in report["precisions"] for m in ("graph", "xla")]
     head = ["model", "input", "batch", *[r.replace("_", " ") for r in runs],
-            "pipeline-fed (float32 graph)", "input-bound share"]
+            "in memory, paired (float32 graph)", "pipeline-fed", "input-bound share"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, res in report["results"].items():
         share = res.get("input_bound_share")
         cells = [f"`{name}`", "x".join(map(str, res["image_size"])), str(res["batch_size"]),
-                 *[_rate(res.get(r)) for r in runs], _rate(res.get("pipeline")),
-                 "-" if share is None else f"{share:.0%}"]
+                 *[_rate(res.get(r)) for r in runs], _way(res.get("memory")),
+                 _way(res.get("pipeline")), "-" if share is None else f"{share:.0%}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -62,9 +62,14 @@ def section(report: dict, command: str) -> str:
     """The Markdown block: command, machine, the table."""
     m = report["machine"]
     gpu = m["gpu"] if isinstance(m["gpu"], str) else ", ".join(m["gpu"])
-    return "\n".join([START, "", f"`{command}`: {report['steps']} timed steps after two warm-up "
-                      f"steps, on {m['cpus']} CPU cores, {m['memory_gb']} GB, {gpu}, TensorFlow "
-                      f"{m['tensorflow']}; training images/s (in-memory batches unless said):", "",
+    repeats = report.get("repeats", 1)
+    return "\n".join([START, "", f"`{command}`: median training images/s of {repeats} timed "
+                      f"runs of {report['steps']} steps (range in brackets where shown) after "
+                      f"two warm-up steps, on {m['cpus']} CPU cores, {m['memory_gb']} GB, {gpu}, "
+                      f"TensorFlow {m['tensorflow']}; in-memory batches unless said; the paired "
+                      "columns time one model on in-memory and pipeline batches in turn, and the "
+                      "input-bound share is 1 - pipeline-fed / in memory, fastest run of each:",
+                      "",
                       table(report), "", END])
 
 
