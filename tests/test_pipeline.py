@@ -310,6 +310,13 @@ def test_with_augment_is_flat_and_trains_the_original_model():
     before = model.get_weights()[0].copy()
     wrapped.fit(tf.data.Dataset.from_tensors((x, np.arange(8) % 3)).repeat(2), verbose=0)
     assert not np.allclose(before, model.get_weights()[0])
+    from skinlib.models.fusion import build_fusion
+
+    fusion = build_fusion((24, 32), 5, 3, arch="gap1")  # {"image", "meta"}: only the image
+    both = pipeline.with_augment(fusion, seed=1)
+    meta = np.ones((8, 5), "float32")
+    np.testing.assert_allclose(both.predict({"image": x, "meta": meta}, verbose=0), fusion.predict(
+        {"image": x.astype("float32"), "meta": meta}, verbose=0), rtol=1e-5)
     with pytest.raises(ValueError, match="which input is the image"):
         import keras
         a, b = keras.Input((4, 4, 3), name="left"), keras.Input((4, 4, 3), name="right")
