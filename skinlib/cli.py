@@ -72,6 +72,11 @@ def _add_bench(sub) -> None:
                     help="a model to time (repeat the flag; default: all)")
     bt.add_argument("--arch", action="append", default=None,
                     help="a CNN architecture to time (repeat; default: the profile's, gap, gap1)")
+    bt.add_argument("--mode", action="append", choices=("eager", "graph", "xla"), default=None,
+                    help="a compile mode to time (repeat; default: graph and xla)")
+    bt.add_argument("--precision", action="append", default=None,
+                    help="a Keras dtype policy to time (repeat; default: float32 and this "
+                         "machine's mixed one)")
     bt.add_argument("--data", default=None,
                     help="images the pipeline-fed runs read (default: a fake dataset)")
     bt.add_argument("--json", default=None, metavar="FILE")
@@ -180,7 +185,8 @@ def _cmd_bench(a) -> int:
         if a.steps < 1 or a.repeats < 1:
             raise ValueError(f"--steps {a.steps} --repeats {a.repeats}: give at least 1 of each")
         report = bench.bench_train(a.profile, steps=a.steps, models=a.model or bench.TRAIN_MODELS,
-                                   cnn_archs=a.arch, data=a.data, repeats=a.repeats)
+                                   cnn_archs=a.arch, data=a.data, repeats=a.repeats,
+                                   modes=tuple(a.mode or bench.MODES), precisions=a.precision)
         print(bench.format_train(report))
     if a.json:  # a file the user named, not a run-folder artifact
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -154,8 +154,11 @@ def test_cli_bench_train_times_the_models_and_architectures_asked_for(tmp_path):
 
     out = tmp_path / "train.json"
     assert cli.main(["bench", "train", "--profile", "smoke", "--steps", "1", "--model", "cnn",
-                     "--arch", "narrow", "--arch", "seed", "--repeats", "1",
-                     "--json", str(out)]) == 0
+                     "--arch", "narrow", "--arch", "seed", "--repeats", "1", "--mode", "graph",
+                     "--precision", "float32", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert list(report["results"]) == ["cnn_narrow", "cnn_seed"] and report["repeats"] == 1
+    assert report["precisions"] == ["float32"]
+    assert {k for k in report["results"]["cnn_seed"] if k.startswith("float32_")} == {
+        "float32_graph"}
     assert all("error" not in r["float32_graph"] for r in report["results"].values())

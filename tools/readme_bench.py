@@ -45,7 +45,10 @@ def _rate(r: dict | None) -> str:
 def table(report: dict) -> str:
     """One row per model: images/s in each precision and mode, fed by the pipeline, and the
     input-bound share of the step."""
-    runs = [f"{p}_{m}" for p in report["precisions"] for m in ("graph", "xla")]
+    modes = [m for m in ("graph", "xla", "eager")
+             if any(f"{p}_{m}" in res for p in report["precisions"]
+                    for res in report["results"].values())] or ["graph"]
+    runs = [f"{p}_{m}" for p in report["precisions"] for m in modes]
     head = ["model", "input", "batch", *[r.replace("_", " ") for r in runs],
             "in memory, paired (float32 graph)", "pipeline-fed", "input-bound share"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
