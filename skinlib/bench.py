@@ -535,6 +535,14 @@ def _fed_rates(build, shape, batch_size: int, frame, p, steps: int, cache_dir,
     return {name: _rate_summary(rates[name], steps, first[name]) for name in feeds}
 
 
+def _fed_with_shares(fed: dict) -> dict:
+    """:func:`_fed_rates`' figures (or its error, as ``pipeline``) and the input-bound shares."""
+    res = fed if "error" not in fed else {"pipeline": fed}
+    memory = res.get("memory", {})
+    return {**res, "input_bound_share": _share(memory, res["pipeline"]),
+            "input_bound_share_uint8": _share(memory, res.get("pipeline_uint8_model_augment", {}))}
+
+
 def _model_rates(build, shape, batch_size: int, *, steps: int, modes, precisions,
                  steps_per_execution: int, gan: bool, repeats: int = 3) -> dict:
     """Images/s of one model on in-memory batches in each precision and mode."""
@@ -603,12 +611,8 @@ def bench_train(profile: str = "quick", *, steps: int = 20, models=TRAIN_MODELS,
                                     precisions=precisions, gan=name == "dcgan",
                                     steps_per_execution=steps_per_execution, repeats=repeats))
             if name != "dcgan":
-                fed = _guard(lambda: _fed_rates(build, shape, bs, frame, p, steps,
-                                                Path(tmp) / "cache", repeats))
-                res.update(fed if "error" not in fed else {"pipeline": fed})
-                res["input_bound_share"] = _share(res.get("memory", {}), res["pipeline"])
-                res["input_bound_share_uint8"] = _share(
-                    res.get("memory", {}), res.get("pipeline_uint8_model_augment", {}))
+                res.update(_fed_with_shares(_guard(lambda: _fed_rates(
+                    build, shape, bs, frame, p, steps, Path(tmp) / "cache", repeats))))
             out["results"][name] = res
     return out
 
