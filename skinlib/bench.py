@@ -503,7 +503,8 @@ def train_rate(build, data, *, mode: str, steps: int, batch_size: int,
 def _share(memory: dict, fed: dict) -> float | None:
     """The input-bound share of a step: 1 - (images/s fed by the pipeline) / (in memory),
     from each feed's fastest run where there are several: a shared machine's slow spells
-    (on this project's 2-core CPU, runs at exactly half speed) then move neither figure."""
+    (on this project's 2-core CPU, about half speed for seconds to minutes) then move neither
+    figure as much."""
     def best(r):
         return (r.get("images_per_s_range") or [None, r.get("images_per_s")])[1]
     a, b = best(memory), best(fed)

@@ -111,8 +111,9 @@ class Augment(keras.layers.Layer):
     """:func:`augment_batch` as a Keras layer, so augmentation runs where the model runs.
 
     :func:`with_augment` puts it in front of a model fed ``make_dataset(..., output="uint8")``
-    batches; when not training it only casts to float32. Its warp compiles under XLA. ``ranges``: ``rotation``, ``zoom``, ``brightness``,
-    ``contrast`` (each 0.1 unless given), as in :func:`augment_batch`.
+    batches; when not training it only casts to float32. Its warp compiles under XLA.
+    ``ranges``: ``rotation``, ``zoom``, ``brightness``, ``contrast`` (each 0.1 unless given),
+    as in :func:`augment_batch`.
     """
 
     RANGES = ("rotation", "zoom", "brightness", "contrast")

@@ -104,8 +104,10 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         image_size: (height, width); ResNet50 needs at least 32 px on each side.
         n_classes: softmax outputs.
         weights: ``"imagenet"``, ``None`` or a weights file (see :func:`resolve_weights`).
-        mixed_precision: compute in float16 (default: only when a GPU is visible); the output
-            layer stays float32.
+        mixed_precision: ``True`` computes in float16; ``None`` (default) or ``False`` keeps
+            the dtype policy in force, which :func:`skinlib.training.fit.build_scope` (where
+            the trainer builds it) sets to ``mixed_float16`` on a GPU. The output layer stays
+            float32.
         dropout, dense_units: the head.
 
     Returns:
@@ -116,16 +118,13 @@ def build_resnet50(image_size: tuple[int, int], n_classes: int, *, weights="imag
         WeightsError: ImageNet weights unavailable (one line saying what to pass instead).
     """
     import keras
-    import tensorflow as tf
     from keras import layers
 
     if min(image_size) < 32:
         raise ValueError(f"image_size={tuple(image_size)}: ResNet50 needs at least 32x32")
-    if mixed_precision is None:
-        mixed_precision = bool(tf.config.list_physical_devices("GPU"))
     if weights not in (None, "imagenet"):
         weights = _existing(str(weights), "weights")
-    with mixed_policy(mixed_precision):
+    with mixed_policy(bool(mixed_precision)):
         inputs = keras.Input((*image_size, 3), name="image")
         pre = layers.Dense(3, trainable=False, dtype="float32", name=PREPROCESS_LAYER)
         x = pre(inputs)
